@@ -1,0 +1,145 @@
+// Package app wires the service together: configuration, PostgreSQL, Redis, every domain
+// service, the HTTP router, background jobs, and their orderly shutdown. cmd/commerce and
+// the end-to-end tests both build an App.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/platform/auth"
+	"commerce/internal/platform/cachestats"
+	"commerce/internal/platform/db"
+	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/rkey"
+)
+
+// App is one running replica of the service.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	Pool  *pgxpool.Pool
+	Redis redis.UniversalClient
+	Space rkey.Space
+	Reg   *prometheus.Registry
+	Stats *cachestats.Registry
+	Echo  *echo.Echo
+
+	Sessions *auth.Sessions
+	Tokens   *auth.Tokens
+
+	domains domains
+	closers []func(context.Context) error
+}
+
+// New connects to PostgreSQL and Redis, applies migrations when configured, seeds the demo
+// catalog when asked, and builds every service and route. It does not serve yet.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, Space: rkey.Space(cfg.RedisPrefix), Reg: prometheus.NewRegistry()}
+	a.Reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Stats = cachestats.New(a.Reg)
+
+	pool, err := db.Open(ctx, cfg.DatabaseURL, cfg.PGMaxConns)
+	if err != nil {
+		return nil, err
+	}
+	a.Pool = pool
+	a.closers = append(a.closers, func(context.Context) error { pool.Close(); return nil })
+	if cfg.MigrateOnStart {
+		if err := db.Migrate(pool, "up"); err != nil {
+			a.Close(ctx)
+			return nil, err
+		}
+	}
+	rdb, err := OpenRedis(cfg)
+	if err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	a.Redis = rdb
+	a.closers = append(a.closers, func(context.Context) error { return rdb.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		log.Warn("redis is not reachable at start; serving degraded until it is", slog.String("error", err.Error()))
+	}
+
+	a.Tokens = auth.NewTokens(cfg.JWTSecret)
+	a.Sessions = auth.NewSessions(rdb, a.Space, cfg.SessionTTL, cfg.SessionsPerMinute)
+
+	a.Echo = a.newEcho()
+	if err := a.wireDomains(ctx); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = httpx.ErrorHandler(a.log)
+	if a.cfg.TrustProxyHeaders {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.Use(httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg)),
+		httpx.BodyLimit())
+	registerOps(e, a.Pool, a.Redis, a.Reg)
+	return e
+}
+
+// Handler returns the HTTP handler of the service (for httptest and benchmarks).
+func (a *App) Handler() http.Handler { return a.Echo }
+
+// Serve serves HTTP on l and runs the background jobs until ctx is cancelled, then shuts
+// down in order: stop accepting requests (draining within ShutdownTimeout), stop the jobs
+// and wait for them, flush write-behind queues, close Redis and the pool.
+func (a *App) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: a.Echo, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	if err := a.startBackground(ctx); err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	a.log.Info("serving", slog.String("addr", l.Addr().String()))
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Error("http shutdown", slog.String("error", err.Error()))
+	}
+	a.Close(sctx)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+// Close stops background work and releases connections, last opened first.
+func (a *App) Close(ctx context.Context) {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](ctx); err != nil {
+			a.log.Error("shutdown step failed", slog.String("error", err.Error()))
+		}
+	}
+	a.closers = nil
+}

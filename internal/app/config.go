@@ -1,0 +1,137 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of the service. cmd/commerce fills it from the
+// environment (the only place that reads it); tests build it directly.
+type Config struct {
+	Env      string `env:"APP_ENV" envDefault:"production"`
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+
+	DatabaseURL    string        `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/commerce?sslmode=disable"`
+	PGMaxConns     int32         `env:"PG_MAX_CONNS" envDefault:"20"`
+	PGTimeout      time.Duration `env:"PG_TIMEOUT" envDefault:"3s"`
+	MigrateOnStart bool          `env:"MIGRATE_ON_START" envDefault:"true"`
+	SeedDemo       bool          `env:"SEED_DEMO" envDefault:"false"`
+
+	RedisURL      string        `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	RedisAddrs    []string      `env:"REDIS_ADDRS" envSeparator:","`
+	RedisPassword string        `env:"REDIS_PASSWORD"`
+	RedisPrefix   string        `env:"REDIS_PREFIX"`
+	RedisPoolSize int           `env:"REDIS_POOL_SIZE" envDefault:"64"`
+	RedisTimeout  time.Duration `env:"REDIS_TIMEOUT" envDefault:"500ms"`
+
+	AdminToken        string `env:"ADMIN_TOKEN"`
+	JWTSecret         string `env:"AUTH_JWT_SECRET"`
+	WebhookSecret     string `env:"PAYMENT_WEBHOOK_SECRET"`
+	TrustProxyHeaders bool   `env:"TRUST_PROXY_HEADERS" envDefault:"false"`
+
+	Currency          string        `env:"SHOP_CURRENCY" envDefault:"USD"`
+	HoldTTL           time.Duration `env:"HOLD_TTL" envDefault:"15m"`
+	CheckoutTTL       time.Duration `env:"CHECKOUT_TTL" envDefault:"15m"`
+	SweepInterval     time.Duration `env:"SWEEP_INTERVAL" envDefault:"30s"`
+	SessionTTL        time.Duration `env:"SESSION_TTL" envDefault:"168h"`
+	CustomerCartTTL   time.Duration `env:"CUSTOMER_CART_TTL" envDefault:"720h"`
+	ProductTTL        time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
+	DiscountTTL       time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
+	IdempotencyTTL    time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	SessionsPerMinute int           `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
+	RateLimitPerSec   int           `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
+
+	WarmProductsCron  string        `env:"WARM_PRODUCTS_CRON" envDefault:"0 */6 * * *"`
+	WarmDiscountsCron string        `env:"WARM_DISCOUNTS_CRON" envDefault:"0 */2 * * *"`
+	ReconcileCron     string        `env:"RECONCILE_CRON" envDefault:"*/15 * * * *"`
+	OutboxInterval    time.Duration `env:"OUTBOX_INTERVAL" envDefault:"2s"`
+	JobTimeout        time.Duration `env:"JOB_TIMEOUT" envDefault:"5m"`
+	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// Development reports whether the service runs with developer defaults.
+func (c Config) Development() bool { return c.Env == "development" || c.Env == "dev" || c.Env == "test" }
+
+// Validate checks the configuration and returns every problem at once. Production
+// refuses to start without ADMIN_TOKEN and AUTH_JWT_SECRET.
+func (c Config) Validate() error {
+	var errs []error
+	if !c.Development() {
+		if len(c.AdminToken) < 16 {
+			errs = append(errs, errors.New("ADMIN_TOKEN must be set (at least 16 characters) outside development"))
+		}
+		if len(c.JWTSecret) < 32 {
+			errs = append(errs, errors.New("AUTH_JWT_SECRET must be set (at least 32 characters) outside development"))
+		}
+		if c.WebhookSecret == "" {
+			errs = append(errs, errors.New("PAYMENT_WEBHOOK_SECRET must be set outside development"))
+		}
+	}
+	if c.AdminToken == "" || c.JWTSecret == "" {
+		errs = append(errs, errors.New("ADMIN_TOKEN and AUTH_JWT_SECRET are required (make run generates development values)"))
+	}
+	if len(c.Currency) != 3 || strings.ToUpper(c.Currency) != c.Currency {
+		errs = append(errs, fmt.Errorf("SHOP_CURRENCY %q must be an ISO 4217 code like USD", c.Currency))
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") {
+		errs = append(errs, errors.New("REDIS_PREFIX must not contain braces (they are hash tags)"))
+	}
+	for name, d := range map[string]time.Duration{"HOLD_TTL": c.HoldTTL, "CHECKOUT_TTL": c.CheckoutTTL,
+		"SWEEP_INTERVAL": c.SweepInterval, "SESSION_TTL": c.SessionTTL, "CUSTOMER_CART_TTL": c.CustomerCartTTL,
+		"PRODUCT_TTL": c.ProductTTL, "DISCOUNT_TTL": c.DiscountTTL, "IDEMPOTENCY_TTL": c.IdempotencyTTL,
+		"PG_TIMEOUT": c.PGTimeout, "REDIS_TIMEOUT": c.RedisTimeout, "OUTBOX_INTERVAL": c.OutboxInterval,
+		"JOB_TIMEOUT": c.JobTimeout, "SHUTDOWN_TIMEOUT": c.ShutdownTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration", name))
+		}
+	}
+	if c.CheckoutTTL < c.HoldTTL {
+		errs = append(errs, errors.New("CHECKOUT_TTL must be at least HOLD_TTL"))
+	}
+	if c.PGMaxConns < 1 || c.RedisPoolSize < 1 {
+		errs = append(errs, errors.New("PG_MAX_CONNS and REDIS_POOL_SIZE must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// LogValue prints the configuration with secrets masked (slog.LogValuer).
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("env", c.Env), slog.String("http_addr", c.HTTPAddr),
+		slog.String("database_url", maskURL(c.DatabaseURL)), slog.String("redis_url", maskURL(c.RedisURL)),
+		slog.Any("redis_addrs", c.RedisAddrs), slog.String("redis_password", mask(c.RedisPassword)),
+		slog.String("redis_prefix", c.RedisPrefix),
+		slog.String("admin_token", mask(c.AdminToken)), slog.String("auth_jwt_secret", mask(c.JWTSecret)),
+		slog.String("payment_webhook_secret", mask(c.WebhookSecret)),
+		slog.Bool("migrate_on_start", c.MigrateOnStart), slog.Bool("seed_demo", c.SeedDemo),
+		slog.String("currency", c.Currency), slog.Duration("hold_ttl", c.HoldTTL),
+		slog.Duration("checkout_ttl", c.CheckoutTTL), slog.Duration("sweep_interval", c.SweepInterval),
+		slog.Duration("product_ttl", c.ProductTTL), slog.String("warm_products_cron", c.WarmProductsCron),
+		slog.String("warm_discounts_cron", c.WarmDiscountsCron), slog.String("reconcile_cron", c.ReconcileCron),
+	)
+}
+
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "****"
+}
+
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "****"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	return u.String()
+}

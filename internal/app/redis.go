@@ -1,0 +1,34 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// OpenRedis returns a standalone or Cluster client: several REDIS_ADDRS mean Cluster
+// (IsClusterMode is forced so one seed address also works), otherwise REDIS_URL
+// (redis:// or rediss:// for TLS). REDIS_PASSWORD overrides the URL's password.
+func OpenRedis(c Config) (redis.UniversalClient, error) {
+	opts := &redis.UniversalOptions{PoolSize: c.RedisPoolSize, ReadTimeout: c.RedisTimeout,
+		WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout, PoolTimeout: 2 * c.RedisTimeout,
+		MaxRetries: 1}
+	if len(c.RedisAddrs) > 0 {
+		opts.Addrs = c.RedisAddrs
+		opts.IsClusterMode = true
+		opts.Password = c.RedisPassword
+	} else {
+		u, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("parse REDIS_URL: %w", err)
+		}
+		opts.Addrs = []string{u.Addr}
+		opts.Username, opts.Password, opts.DB, opts.TLSConfig = u.Username, u.Password, u.DB, u.TLSConfig
+		if c.RedisPassword != "" {
+			opts.Password = c.RedisPassword
+		}
+	}
+	// The client connects lazily: a Redis that is down at start is a degraded service
+	// (DESIGN.md's matrix), not a fatal error; /readyz reports it.
+	return redis.NewUniversalClient(opts), nil
+}
