@@ -1,0 +1,527 @@
+package cart
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/platform/auth"
+	"commerce/internal/platform/money"
+	"commerce/internal/platform/rkey"
+)
+
+// Service keeps carts. Every mutation is one Lua script on the cart's hash, so concurrent
+// requests never lose an update and every limit is checked atomically with the write.
+// Errors that mean Redis or PostgreSQL is unreachable are returned wrapped as they are
+// (httpx turns them into 503).
+type Service struct {
+	r       *redisSide
+	store   store
+	catalog Catalog
+	stock   Stock
+	pricer  Pricer
+	opts    Options
+	log     *slog.Logger
+	snaps   *writeBehind[cartSnapshot]
+}
+
+// NewService returns a cart service. pricer may be nil (NoDiscounts). Call Start to run
+// the snapshot flusher and Stop at shutdown.
+func NewService(rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool, cat Catalog, stock Stock,
+	pricer Pricer, opts Options) (*Service, error) {
+	if rdb == nil || pool == nil || cat == nil || stock == nil {
+		return nil, errors.New("cart: redis, pool, catalog and stock are required")
+	}
+	opts = opts.withDefaults()
+	if !money.ValidCurrency(opts.Currency) {
+		return nil, fmt.Errorf("cart: invalid currency %q", opts.Currency)
+	}
+	if pricer == nil {
+		pricer = NoDiscounts{Currency: opts.Currency}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{r: newRedisSide(rdb, space), store: store{pool: pool}, catalog: cat, stock: stock,
+		pricer: pricer, opts: opts, log: log}
+	s.snaps = newWriteBehind("cart-snapshots", opts.SnapshotQueue, opts.SnapshotBatch, opts.SnapshotInterval,
+		false, log, s.store.saveCarts)
+	return s, nil
+}
+
+// Start loads the Lua scripts (an error here means Redis is unreachable; the scripts are
+// also loaded lazily, so the caller may go on) and starts the snapshot flusher.
+func (s *Service) Start(ctx context.Context) error {
+	s.snaps.start()
+	return s.r.load(ctx)
+}
+
+// Stop stops the snapshot flusher after writing every pending customer-cart snapshot
+// (retrying until ctx ends, in which case it says how many were not written).
+func (s *Service) Stop(ctx context.Context) error { return s.snaps.stop(ctx) }
+
+// Flush writes every customer-cart snapshot enqueued so far.
+func (s *Service) Flush(ctx context.Context) error { return s.snaps.flush(ctx) }
+
+func (s *Service) ttl(o Owner) time.Duration {
+	if o.Type == auth.OwnerCustomer {
+		return s.opts.CustomerTTL
+	}
+	return s.opts.SessionTTL
+}
+
+// exec runs a cart script for o, restoring a missing customer cart from its snapshot
+// first. It maps LOCKED to *LockedError; other codes are the caller's. After a write to a
+// customer cart (code OK and write), the new state is queued for the snapshot.
+func (s *Service) exec(ctx context.Context, o Owner, sc *redis.Script, write bool, args ...any) (reply, error) {
+	if err := o.Validate(); err != nil {
+		return reply{}, err
+	}
+	key := s.r.cartKey(o)
+	restore := o.Type == auth.OwnerCustomer
+	for range 3 {
+		rep, err := s.r.run(ctx, sc, key, restore, s.ttl(o), args...)
+		if err != nil {
+			return reply{}, fmt.Errorf("cart %s: %w", o.Type, err)
+		}
+		switch rep.code {
+		case codeLoadRequired:
+			if err := s.restore(ctx, o); err != nil {
+				return reply{}, err
+			}
+			continue
+		case codeLocked:
+			id, _ := rep.vals[0].(string)
+			return reply{}, &LockedError{CheckoutID: id}
+		case codeOK:
+			if write && restore {
+				st, err := parseState(rep.vals, true)
+				if err != nil {
+					return reply{}, err
+				}
+				s.snaps.enqueue(ctx, wbItem[cartSnapshot]{key: o.ID, version: st.updatedAt,
+					value: cartSnapshot{Lines: st.lines, Coupon: st.coupon}})
+			}
+		}
+		return rep, nil
+	}
+	return reply{}, fmt.Errorf("cart %s: restore did not converge", o.Type)
+}
+
+// restore recreates a missing customer cart from its PostgreSQL snapshot (a snapshot
+// older than the customer TTL counts as expired: the cart comes back empty).
+func (s *Service) restore(ctx context.Context, o Owner) error {
+	snap, version, found, err := s.store.loadCart(ctx, o.ID)
+	if err != nil {
+		return fmt.Errorf("restore customer cart: %w", err)
+	}
+	if found && time.Since(time.UnixMilli(version)) > s.opts.CustomerTTL {
+		snap = cartSnapshot{}
+	}
+	args := []any{version, snap.Coupon}
+	for _, l := range snap.Lines {
+		args = append(args, lineField(l.VariantID), l.Quantity)
+	}
+	if _, err := s.r.run(ctx, s.r.restore, s.r.cartKey(o), false, s.opts.CustomerTTL, args...); err != nil {
+		return fmt.Errorf("restore customer cart: %w", err)
+	}
+	return nil
+}
+
+// stateOf interprets an OK or MISSING reply.
+func stateOf(rep reply) (state, error) {
+	switch rep.code {
+	case codeOK:
+		return parseState(rep.vals, true)
+	case codeMissing:
+		return parseState(rep.vals, false)
+	}
+	return state{}, fmt.Errorf("cart script: unexpected code %q", rep.code)
+}
+
+// Get returns o's priced cart (an empty cart when it has none) and slides its TTL.
+func (s *Service) Get(ctx context.Context, o Owner) (Cart, error) {
+	st, err := s.read(ctx, o)
+	if err != nil {
+		return Cart{}, err
+	}
+	c, _, err := s.price(ctx, o, st)
+	return c, err
+}
+
+func (s *Service) read(ctx context.Context, o Owner) (state, error) {
+	rep, err := s.exec(ctx, o, s.r.get, false)
+	if err != nil {
+		return state{}, err
+	}
+	return stateOf(rep)
+}
+
+// mutate runs a writing script and prices the result.
+func (s *Service) mutate(ctx context.Context, o Owner, sc *redis.Script, args ...any) (Cart, error) {
+	rep, err := s.exec(ctx, o, sc, true, args...)
+	if err != nil {
+		return Cart{}, err
+	}
+	return s.priceReply(ctx, o, rep)
+}
+
+func (s *Service) priceReply(ctx context.Context, o Owner, rep reply) (Cart, error) {
+	switch rep.code {
+	case codeLinesLimit:
+		return Cart{}, ErrTooManyLines
+	case codeQtyLimit:
+		return Cart{}, ErrQuantity
+	}
+	st, err := stateOf(rep)
+	if err != nil {
+		return Cart{}, err
+	}
+	c, _, err := s.price(ctx, o, st)
+	return c, err
+}
+
+// activeVariant returns ErrVariantNotFound unless id is a known, active variant.
+func (s *Service) activeVariant(ctx context.Context, id uuid.UUID) error {
+	vs, err := s.catalog.Variants(ctx, []uuid.UUID{id})
+	if err != nil {
+		return fmt.Errorf("cart: look up variant: %w", err)
+	}
+	if v, ok := vs[id]; !ok || !v.Active {
+		return ErrVariantNotFound
+	}
+	return nil
+}
+
+func (s *Service) available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+	av, err := s.stock.Available(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("cart: availability: %w", err)
+	}
+	return av, nil
+}
+
+// Add adds qty units of variant to o's cart. Errors: ErrQuantity (qty outside 1–100 or
+// the line would exceed 100), ErrTooManyLines, ErrVariantNotFound, *StockError (the line
+// would exceed what is available now; nothing is held), *LockedError, ErrInvalidOwner.
+func (s *Service) Add(ctx context.Context, o Owner, variant uuid.UUID, qty int64) (Cart, error) {
+	if err := o.Validate(); err != nil {
+		return Cart{}, err
+	}
+	if qty < 1 || qty > MaxQuantity {
+		return Cart{}, ErrQuantity
+	}
+	if err := s.activeVariant(ctx, variant); err != nil {
+		return Cart{}, err
+	}
+	av, err := s.available(ctx, []uuid.UUID{variant})
+	if err != nil {
+		return Cart{}, err
+	}
+	rep, err := s.exec(ctx, o, s.r.add, true, lineField(variant), qty, MaxQuantity, MaxLines, av[variant])
+	if err != nil {
+		return Cart{}, err
+	}
+	if rep.code == codeStock {
+		return Cart{}, stockError(variant, rep)
+	}
+	return s.priceReply(ctx, o, rep)
+}
+
+func stockError(variant uuid.UUID, rep reply) error {
+	e := &StockError{VariantID: variant}
+	if len(rep.vals) == 2 {
+		e.Requested, _ = toInt(rep.vals[0])
+		e.Available, _ = toInt(rep.vals[1])
+	}
+	return e
+}
+
+// SetQuantity sets the line of variant to qty; 0 removes it. Errors as Add.
+func (s *Service) SetQuantity(ctx context.Context, o Owner, variant uuid.UUID, qty int64) (Cart, error) {
+	if qty == 0 {
+		return s.Remove(ctx, o, variant)
+	}
+	if err := o.Validate(); err != nil {
+		return Cart{}, err
+	}
+	if qty < 0 || qty > MaxQuantity {
+		return Cart{}, ErrQuantity
+	}
+	if err := s.activeVariant(ctx, variant); err != nil {
+		return Cart{}, err
+	}
+	av, err := s.available(ctx, []uuid.UUID{variant})
+	if err != nil {
+		return Cart{}, err
+	}
+	rep, err := s.exec(ctx, o, s.r.set, true, lineField(variant), qty, MaxLines, av[variant])
+	if err != nil {
+		return Cart{}, err
+	}
+	if rep.code == codeStock {
+		return Cart{}, stockError(variant, rep)
+	}
+	return s.priceReply(ctx, o, rep)
+}
+
+// Remove deletes the line of variant (a line that is not there is not an error).
+// Errors: *LockedError, ErrInvalidOwner.
+func (s *Service) Remove(ctx context.Context, o Owner, variant uuid.UUID) (Cart, error) {
+	return s.mutate(ctx, o, s.r.set, lineField(variant), 0, MaxLines, 0)
+}
+
+// Clear deletes every line and the coupon. Errors: *LockedError, ErrInvalidOwner.
+func (s *Service) Clear(ctx context.Context, o Owner) (Cart, error) {
+	return s.mutate(ctx, o, s.r.clear, "")
+}
+
+// ValidCoupon reports whether code may be a coupon code: 1–64 printable ASCII characters
+// without spaces.
+func ValidCoupon(code string) bool {
+	if len(code) < 1 || len(code) > 64 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] <= ' ' || code[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// SetCoupon applies code to o's cart after the Pricer accepts it for the cart's lines.
+// Errors: ErrInvalidCoupon, ErrCouponNotFound, ErrCouponNotApplicable, *LockedError.
+func (s *Service) SetCoupon(ctx context.Context, o Owner, code string) (Cart, error) {
+	if !ValidCoupon(code) {
+		return Cart{}, ErrInvalidCoupon
+	}
+	st, err := s.read(ctx, o)
+	if err != nil {
+		return Cart{}, err
+	}
+	if st.lock != "" {
+		return Cart{}, &LockedError{CheckoutID: st.lock}
+	}
+	_, lines, err := s.price(ctx, o, st)
+	if err != nil {
+		return Cart{}, err
+	}
+	if err := s.pricer.CheckCoupon(ctx, lines, code); err != nil {
+		switch {
+		case errors.Is(err, ErrCouponNotFound):
+			return Cart{}, ErrCouponNotFound
+		case errors.Is(err, ErrCouponNotApplicable):
+			return Cart{}, ErrCouponNotApplicable
+		}
+		return Cart{}, fmt.Errorf("cart: check coupon: %w", err)
+	}
+	return s.mutate(ctx, o, s.r.coupon, code)
+}
+
+// RemoveCoupon removes the cart's coupon (none is not an error). Errors: *LockedError.
+func (s *Service) RemoveCoupon(ctx context.Context, o Owner) (Cart, error) {
+	return s.mutate(ctx, o, s.r.coupon, "")
+}
+
+// Merge moves session's cart into customer's at login and returns the customer's cart:
+// quantities summed per variant, capped at 100 per line and at the stock available now
+// (a line the customer already had is never reduced), new lines beyond 50 dropped, the
+// customer's coupon kept else the session's, the session cart deleted. Idempotent: a
+// second call, or a call without a session cart, changes nothing and returns the customer
+// cart. Errors: *LockedError when either cart is frozen by a checkout, ErrInvalidOwner.
+//
+// The two carts live in different Redis hash slots (Cluster), so the merge itself is one
+// script on the customer cart (cart_merge.lua, idempotent through a per-session marker
+// holding the merged session version), between a read of the session cart and
+// cart_merge_drop.lua on the session cart. A crash between the two leaves the session
+// cart in place, and a retry merges nothing twice.
+func (s *Service) Merge(ctx context.Context, customerID, sessionID string) (Cart, error) {
+	cust, sess := CustomerOwner(customerID), SessionOwner(sessionID)
+	if err := cust.Validate(); err != nil {
+		return Cart{}, err
+	}
+	if err := sess.Validate(); err != nil {
+		return Cart{}, err
+	}
+	sessKey := s.r.cartKey(sess)
+	fields, err := s.r.hgetall(ctx, sessKey)
+	if err != nil {
+		return Cart{}, fmt.Errorf("cart merge: %w", err)
+	}
+	if len(fields) == 0 {
+		return s.Get(ctx, cust)
+	}
+	src := stateFromHash(fields, time.Now())
+	if src.lock != "" {
+		return Cart{}, &LockedError{CheckoutID: src.lock}
+	}
+	ids := make([]uuid.UUID, len(src.lines))
+	for i, l := range src.lines {
+		ids[i] = l.VariantID
+	}
+	av := map[uuid.UUID]int64{}
+	if len(ids) > 0 {
+		if av, err = s.available(ctx, ids); err != nil {
+			return Cart{}, err
+		}
+	}
+	version := fmt.Sprint(src.updatedAt)
+	args := []any{mergeMarker(sessionID), version, src.coupon, MaxQuantity, MaxLines}
+	for _, l := range src.lines {
+		args = append(args, lineField(l.VariantID), l.Quantity, max(av[l.VariantID], 0))
+	}
+	rep, err := s.exec(ctx, cust, s.r.merge, true, args...)
+	if err != nil {
+		return Cart{}, err
+	}
+	drop := []any{version, src.coupon}
+	for _, l := range src.lines {
+		drop = append(drop, lineField(l.VariantID), l.Quantity)
+	}
+	if res, err := s.r.run(ctx, s.r.mergeDrop, sessKey, false, s.opts.SessionTTL, drop...); err != nil {
+		return Cart{}, fmt.Errorf("cart merge: drop session cart: %w", err)
+	} else if res.code == "-1" {
+		s.log.Warn("cart merge: session cart frozen by a checkout during the merge; left in place")
+	}
+	return s.priceReply(ctx, cust, rep)
+}
+
+// mergeMarker names the customer-cart field that records which version of a session cart
+// was merged (a hash, so the session token is not stored in the customer cart).
+func mergeMarker(sessionID string) string {
+	h := sha256.Sum256([]byte(sessionID))
+	return fieldMarkerPrefix + hex.EncodeToString(h[:8])
+}
+
+// Freeze locks o's cart for checkoutID and returns its content. It is idempotent for the
+// same checkout. Errors: *LockedError (another checkout holds the lock; its id is in the
+// error), ErrEmpty (no lines; nothing is locked), ErrInvalidCheckoutID, ErrInvalidOwner.
+// Snapshot lines may name variants that are no longer active (see Snapshot).
+func (s *Service) Freeze(ctx context.Context, o Owner, checkoutID string) (Snapshot, error) {
+	if !validCheckoutID(checkoutID) {
+		return Snapshot{}, ErrInvalidCheckoutID
+	}
+	rep, err := s.exec(ctx, o, s.r.freeze, true, checkoutID)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if rep.code == codeEmpty {
+		return Snapshot{}, ErrEmpty
+	}
+	st, err := stateOf(rep)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Lines: st.lines, Coupon: st.coupon}, nil
+}
+
+// Unfreeze clears the lock if checkoutID holds it (compare-and-clear; otherwise, or when
+// the cart is gone, nothing happens). Errors: ErrInvalidCheckoutID, ErrInvalidOwner.
+func (s *Service) Unfreeze(ctx context.Context, o Owner, checkoutID string) error {
+	if !validCheckoutID(checkoutID) {
+		return ErrInvalidCheckoutID
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if _, err := s.r.run(ctx, s.r.unfreeze, s.r.cartKey(o), false, s.ttl(o), checkoutID); err != nil {
+		return fmt.Errorf("cart unfreeze: %w", err)
+	}
+	return nil
+}
+
+// ClearFor empties o's cart after checkoutID placed its order: lines, coupon and lock are
+// deleted only if checkoutID holds the lock (idempotent: a second call, or a cart unlocked
+// meanwhile, changes nothing). A customer cart's snapshot is written at once, so a Redis
+// loss right after an order cannot bring the bought lines back.
+// Errors: ErrInvalidCheckoutID, ErrInvalidOwner.
+func (s *Service) ClearFor(ctx context.Context, o Owner, checkoutID string) error {
+	if !validCheckoutID(checkoutID) {
+		return ErrInvalidCheckoutID
+	}
+	rep, err := s.exec(ctx, o, s.r.clear, false, checkoutID)
+	if err != nil {
+		return err
+	}
+	if rep.code != codeOK || o.Type != auth.OwnerCustomer {
+		return nil
+	}
+	st, err := stateOf(rep)
+	if err != nil {
+		return err
+	}
+	it := wbItem[cartSnapshot]{key: o.ID, version: st.updatedAt}
+	if err := s.store.saveCarts(ctx, []wbItem[cartSnapshot]{it}); err != nil {
+		s.snaps.enqueue(ctx, it)
+	}
+	return nil
+}
+
+func validCheckoutID(id string) bool { return id != "" && len(id) <= 128 }
+
+// price computes the priced view of st: current catalog prices, the Pricer's discounts.
+// It also returns the visible lines as the Pricer saw them.
+func (s *Service) price(ctx context.Context, o Owner, st state) (Cart, []PriceLine, error) {
+	cur := s.opts.Currency
+	c := Cart{ID: o.CartID(), Owner: o.Type, Coupon: st.coupon, LockedBy: st.lock, Lines: []PricedLine{},
+		Subtotal: money.Zero(cur), DiscountTotal: money.Zero(cur), Total: money.Zero(cur)}
+	if st.updatedAt > 0 {
+		c.UpdatedAt = time.UnixMilli(st.updatedAt).UTC()
+	}
+	if st.exists {
+		c.ExpiresAt = st.now.Add(s.ttl(o)).UTC()
+	}
+	var lines []PriceLine
+	if len(st.lines) > 0 {
+		ids := make([]uuid.UUID, len(st.lines))
+		for i, l := range st.lines {
+			ids[i] = l.VariantID
+		}
+		vs, err := s.catalog.Variants(ctx, ids)
+		if err != nil {
+			return Cart{}, nil, fmt.Errorf("cart: price: %w", err)
+		}
+		for _, l := range st.lines {
+			v, ok := vs[l.VariantID]
+			if !ok || !v.Active || v.Price.Currency != cur {
+				c.Hidden = append(c.Hidden, l.VariantID)
+				continue
+			}
+			name := v.ProductName
+			if v.VariantName != "" {
+				name += " " + v.VariantName
+			}
+			lines = append(lines, PriceLine{VariantID: l.VariantID, ProductID: v.ProductID, Category: v.Category,
+				Quantity: l.Quantity, UnitPrice: v.Price})
+			c.Lines = append(c.Lines, PricedLine{VariantID: l.VariantID, SKU: v.SKU, Name: name,
+				Quantity: l.Quantity, UnitPrice: v.Price, LineTotal: v.Price.Mul(l.Quantity), Discount: money.Zero(cur)})
+		}
+	}
+	if len(lines) == 0 {
+		return c, lines, nil
+	}
+	p, err := s.pricer.Price(ctx, lines, st.coupon)
+	if errors.Is(err, ErrCouponNotFound) || errors.Is(err, ErrCouponNotApplicable) {
+		p, err = s.pricer.Price(ctx, lines, "")
+	}
+	if err != nil {
+		return Cart{}, nil, fmt.Errorf("cart: price: %w", err)
+	}
+	for i := range c.Lines {
+		if i < len(p.LineDiscounts) && p.LineDiscounts[i].Currency != "" {
+			c.Lines[i].Discount = p.LineDiscounts[i]
+		}
+	}
+	c.Applied, c.Subtotal, c.DiscountTotal, c.Total = p.Applied, p.Subtotal, p.DiscountTotal, p.Total
+	return c, lines, nil
+}

@@ -1,0 +1,22 @@
+-- cart_add: add units to one line, atomically checking every limit first.
+-- KEYS[1] cart hash
+-- ARGV[1] restore flag; ARGV[2] TTL ms; ARGV[3] line field `l:<variant>`;
+-- ARGV[4] units to add (>= 1); ARGV[5] max units per line; ARGV[6] max lines;
+-- ARGV[7] units available now (soft stock check)
+-- Returns {'OK', now_ms, field, value, ...} after the add, or without writing:
+-- {'LOAD_REQUIRED'}; {'LOCKED', checkout_id}; {'QTY_LIMIT', current};
+-- {'LINES_LIMIT'}; {'STOCK', resulting_quantity, available}.
+local key, field = KEYS[1], ARGV[3]
+local add, maxq, maxl, avail = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
+local lock = redis.call('HGET', key, 'checkout')
+if lock then return {'LOCKED', lock} end
+if not add or add < 1 then return redis.error_reply('ERR cart_add: bad quantity') end
+local cur = tonumber(redis.call('HGET', key, field) or '0')
+local want = cur + add
+if want > maxq then return {'QTY_LIMIT', cur} end
+if cur == 0 and cart_line_count(key) >= maxl then return {'LINES_LIMIT'} end
+if want > avail then return {'STOCK', want, avail} end
+redis.call('HINCRBY', key, field, add)
+cart_touch(key)
+return cart_state(key)

@@ -1,0 +1,44 @@
+-- cart_lib: helpers prepended (by internal/cart) to every cart_*.lua script; not a script
+-- on its own. A cart is one HASH: `l:<variant uuid>` -> quantity, `coupon` -> code,
+-- `checkout` -> id of the checkout that froze it, `updated_at` -> ms (Redis TIME, strictly
+-- increasing per cart, so it doubles as the version of the PostgreSQL snapshot), `r` ->
+-- marker that keeps an empty cart existing, `m:<hash>` -> session version merged in.
+-- Every script takes ARGV[1] = '1' when a missing key must be restored from the snapshot
+-- first (customer carts: the script answers {'LOAD_REQUIRED'} and writes nothing) and
+-- ARGV[2] = TTL in ms, slid on every write.
+
+local function cart_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- true when the key is missing and must be restored before the script may write
+local function cart_needs_load(key)
+  return ARGV[1] == '1' and redis.call('EXISTS', key) == 0
+end
+
+local function cart_line_count(key)
+  local n = 0
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 1, 2) == 'l:' then n = n + 1 end
+  end
+  return n
+end
+
+-- bump updated_at (strictly increasing) and slide the TTL; returns the new updated_at
+local function cart_touch(key)
+  local now = cart_now()
+  local prev = tonumber(redis.call('HGET', key, 'updated_at') or '0') or 0
+  if now <= prev then now = prev + 1 end
+  redis.call('HSET', key, 'updated_at', now)
+  redis.call('PEXPIRE', key, tonumber(ARGV[2]))
+  return now
+end
+
+-- {'OK', now_ms, field1, value1, ...}: the whole cart after the script
+local function cart_state(key)
+  local r = {'OK', cart_now()}
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all do r[#r + 1] = all[i] end
+  return r
+end

@@ -1,0 +1,26 @@
+-- cart_set: set the quantity of one line; 0 removes the line.
+-- KEYS[1] cart hash
+-- ARGV[1] restore flag; ARGV[2] TTL ms; ARGV[3] line field `l:<variant>`;
+-- ARGV[4] quantity (0 = remove, else 1..max per line, checked by the caller);
+-- ARGV[5] max lines; ARGV[6] units available now (ignored when removing)
+-- Returns {'OK', now_ms, field, value, ...}, or without writing: {'LOAD_REQUIRED'};
+-- {'LOCKED', checkout_id}; {'LINES_LIMIT'}; {'STOCK', quantity, available};
+-- {'MISSING', now_ms} when removing from a cart that does not exist.
+local key, field = KEYS[1], ARGV[3]
+local q, maxl, avail = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
+if not q or q < 0 then return redis.error_reply('ERR cart_set: bad quantity') end
+if q == 0 and redis.call('EXISTS', key) == 0 then return {'MISSING', cart_now()} end
+local lock = redis.call('HGET', key, 'checkout')
+if lock then return {'LOCKED', lock} end
+if q == 0 then
+  redis.call('HDEL', key, field)
+else
+  if redis.call('HEXISTS', key, field) == 0 and cart_line_count(key) >= maxl then
+    return {'LINES_LIMIT'}
+  end
+  if q > avail then return {'STOCK', q, avail} end
+  redis.call('HSET', key, field, q)
+end
+cart_touch(key)
+return cart_state(key)
