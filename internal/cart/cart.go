@@ -121,10 +121,10 @@ type Snapshot struct {
 
 // VariantInfo is what the cart needs to know about a variant (mirrors the catalog's type).
 type VariantInfo struct {
-	ID, ProductID                          uuid.UUID
+	ID, ProductID                           uuid.UUID
 	SKU, ProductName, VariantName, Category string
-	Price                                  money.Money
-	Active                                 bool
+	Price                                   money.Money
+	Active                                  bool
 }
 
 // Catalog looks variants up with their current prices. Unknown ids are absent from the map.
