@@ -1,0 +1,134 @@
+// Package ratelimit limits storefront requests per caller in Redis with GCRA (one Lua
+// script, time from Redis TIME), so every replica shares one allowance per caller.
+//
+// It fails open: when Redis cannot answer (down, slow, breaker open) the request is let
+// through and counted as failed_open. The limiter protects the service from one noisy
+// caller; refusing every request while Redis is down would instead turn a Redis outage
+// into a full outage, against DESIGN.md's degradation matrix (catalog reads keep working
+// from PostgreSQL). During an outage the limiter is off; its metric shows it.
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/platform/resilience"
+	"commerce/internal/platform/rkey"
+	"commerce/scripts/lua"
+)
+
+// ErrBadConfig is returned by New for a rate or burst that cannot be enforced.
+var ErrBadConfig = errors.New("ratelimit: bad configuration")
+
+// Config is the allowance of one caller. Zero fields take the defaults in brackets.
+type Config struct {
+	// PerSecond is the sustained rate; 0 or less disables the limiter.
+	PerSecond float64
+	// Burst is how many requests may arrive at once [PerSecond, at least 1].
+	Burst int
+	// Timeout bounds the Redis call of one decision [50ms]; on timeout the request passes.
+	Timeout time.Duration
+}
+
+// Decision is the outcome of one admission.
+type Decision struct {
+	Allowed bool
+	// Remaining is how many more requests would be admitted right now.
+	Remaining int
+	// RetryAfter is when a refused request may be admitted (0 when allowed).
+	RetryAfter time.Duration
+	// FailedOpen is true when Redis could not decide and the request was let through.
+	FailedOpen bool
+}
+
+// Limiter admits requests per key. Safe for concurrent use.
+type Limiter struct {
+	rdb      redis.UniversalClient
+	space    rkey.Space
+	script   *redis.Script
+	cfg      Config
+	interval int64 // µs between requests at the sustained rate
+	breaker  *resilience.Breaker
+	results  *prometheus.CounterVec
+}
+
+// New returns a limiter storing its state under space. breaker may be nil; with one,
+// Redis failures trip it and the limiter stops asking Redis (failing open) while it is
+// open. The counter commerce_ratelimit_requests_total{result} (allowed, limited,
+// failed_open) is registered on reg.
+func New(rdb redis.UniversalClient, space rkey.Space, cfg Config, breaker *resilience.Breaker,
+	reg prometheus.Registerer) (*Limiter, error) {
+	if cfg.PerSecond > 1e6 || math.IsNaN(cfg.PerSecond) {
+		return nil, fmt.Errorf("%w: rate %v per second", ErrBadConfig, cfg.PerSecond)
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = max(1, int(math.Ceil(cfg.PerSecond)))
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 50 * time.Millisecond
+	}
+	l := &Limiter{rdb: rdb, space: space, script: redis.NewScript(lua.Source("ratelimit")), cfg: cfg,
+		breaker: breaker,
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commerce_ratelimit_requests_total",
+			Help: "Rate limiter decisions: allowed, limited, or failed_open (Redis could not decide).",
+		}, []string{"result"})}
+	if cfg.PerSecond > 0 {
+		l.interval = max(1, int64(math.Round(1e6/cfg.PerSecond)))
+	}
+	if reg != nil {
+		reg.MustRegister(l.results)
+	}
+	return l, nil
+}
+
+// Enabled reports whether the limiter enforces anything.
+func (l *Limiter) Enabled() bool { return l.interval > 0 }
+
+// Allow admits one request of the caller identified by key (an opaque string made of
+// rkey-safe parts, see KeyOf). It never returns an error: when Redis cannot decide, the
+// decision is Allowed with FailedOpen set.
+func (l *Limiter) Allow(ctx context.Context, key string) Decision {
+	if !l.Enabled() {
+		return Decision{Allowed: true, Remaining: math.MaxInt32}
+	}
+	res, err := l.run(ctx, key)
+	if err != nil {
+		l.results.WithLabelValues("failed_open").Inc()
+		return Decision{Allowed: true, FailedOpen: true}
+	}
+	if res[0] == 1 {
+		l.results.WithLabelValues("allowed").Inc()
+		return Decision{Allowed: true, Remaining: int(res[1])}
+	}
+	l.results.WithLabelValues("limited").Inc()
+	return Decision{RetryAfter: time.Duration(res[2]) * time.Microsecond}
+}
+
+func (l *Limiter) run(ctx context.Context, key string) ([]int64, error) {
+	call := func(ctx context.Context) ([]int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+		defer cancel()
+		return l.script.Run(ctx, l.rdb, []string{l.space.Key("rl:{", key, "}")},
+			l.interval, l.cfg.Burst, 1).Int64Slice()
+	}
+	var (
+		res []int64
+		err error
+	)
+	if l.breaker != nil {
+		res, err = resilience.Do(l.breaker, ctx, call)
+	} else {
+		res, err = call(ctx)
+	}
+	if err == nil && len(res) != 3 {
+		err = fmt.Errorf("ratelimit: unexpected reply %v", res)
+	}
+	return res, err
+}
