@@ -92,8 +92,9 @@ func TestAllowanceRefills(t *testing.T) {
 // requests of one caller admit exactly the burst; the script is atomic.
 func TestConcurrentCallersShareOneAllowance(t *testing.T) {
 	rdb, space := testenv.Redis(t)
-	a := newLimiter(t, rdb, space, Config{PerSecond: 0.5, Burst: 10}, nil)
-	b := newLimiter(t, rdb, space, Config{PerSecond: 0.5, Burst: 10}, nil)
+	cfg := Config{PerSecond: 0.5, Burst: 10, Timeout: 10 * time.Second} // no fail-open on a slow first dial
+	a := newLimiter(t, rdb, space, cfg, nil)
+	b := newLimiter(t, rdb, space, cfg, nil)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	allowed := 0
@@ -101,7 +102,11 @@ func TestConcurrentCallersShareOneAllowance(t *testing.T) {
 		wg.Add(1)
 		go func(l *Limiter) {
 			defer wg.Done()
-			if d := l.Allow(context.Background(), "c:shared"); d.Allowed {
+			d := l.Allow(context.Background(), "c:shared")
+			if d.FailedOpen {
+				t.Error("Redis could not decide")
+			}
+			if d.Allowed {
 				mu.Lock()
 				allowed++
 				mu.Unlock()
