@@ -141,6 +141,7 @@ type Stock interface {
 type PriceLine struct {
 	VariantID, ProductID uuid.UUID
 	Category             string
+	SKU, Name            string
 	Quantity             int64
 	UnitPrice            money.Money
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"commerce/internal/platform/resilience"
 	"commerce/internal/platform/rkey"
 )
 
@@ -31,6 +32,9 @@ type PrefsOptions struct {
 	Batch    int           // rows per PostgreSQL batch (default 200)
 	Interval time.Duration // flush period (default 500 ms)
 	Logger   *slog.Logger  // default slog.Default()
+	// Breaker, when set, guards the Redis reads of Get: while it is open, reads go
+	// straight to PostgreSQL instead of waiting for a failing Redis.
+	Breaker *resilience.Breaker
 }
 
 // Preferences keeps each customer's preferences: a JSON object of at most 4 KiB, in Redis
@@ -85,7 +89,24 @@ func (p *Preferences) Get(ctx context.Context, customer string) (json.RawMessage
 		return nil, ErrInvalidOwner
 	}
 	key := p.r.prefsKey(customer)
-	fields, exists, err := p.r.readPrefs(ctx, key, p.opts.TTL)
+	type read struct {
+		fields map[string]string
+		exists bool
+	}
+	readRedis := func(ctx context.Context) (read, error) {
+		f, ok, err := p.r.readPrefs(ctx, key, p.opts.TTL)
+		return read{f, ok}, err
+	}
+	var (
+		r   read
+		err error
+	)
+	if p.opts.Breaker != nil {
+		r, err = resilience.Do(p.opts.Breaker, ctx, readRedis)
+	} else {
+		r, err = readRedis(ctx)
+	}
+	fields, exists := r.fields, r.exists
 	if err != nil {
 		// Redis is down or failing: PostgreSQL is the source of truth.
 		data, _, _, perr := p.store.loadPrefs(ctx, customer)

@@ -502,7 +502,7 @@ func (s *Service) price(ctx context.Context, o Owner, st state) (Cart, []PriceLi
 				name += " " + v.VariantName
 			}
 			lines = append(lines, PriceLine{VariantID: l.VariantID, ProductID: v.ProductID, Category: v.Category,
-				Quantity: l.Quantity, UnitPrice: v.Price})
+				SKU: v.SKU, Name: name, Quantity: l.Quantity, UnitPrice: v.Price})
 			c.Lines = append(c.Lines, PricedLine{VariantID: l.VariantID, SKU: v.SKU, Name: name,
 				Quantity: l.Quantity, UnitPrice: v.Price, LineTotal: v.Price.Mul(l.Quantity), Discount: money.Zero(cur)})
 		}

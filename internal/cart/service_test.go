@@ -237,7 +237,7 @@ func TestFreezeUnfreezeClearFor(t *testing.T) {
 	}
 	// ClearFor wrote the snapshot at once: no flush needed.
 	var lines string
-	if err := e.pool.QueryRow(ctx, `SELECT lines::text FROM customer_carts WHERE customer_id = $1`, o.ID).Scan(&lines); err != nil || lines != "{}" {
+	if err := e.pool.QueryRow(ctx, `SELECT lines::text FROM customer_carts WHERE customer_id = $1`, o.ID).Scan(&lines); err != nil || lines != "[]" {
 		t.Fatalf("snapshot after ClearFor: %q %v", lines, err)
 	}
 }

@@ -23,12 +23,19 @@ type cartSnapshot struct {
 	Coupon string
 }
 
+// snapshotLine is one element of customer_carts.lines: a JSON array, so the lines come
+// back in the order the shopper added them.
+type snapshotLine struct {
+	VariantID uuid.UUID `json:"variant_id"`
+	Quantity  int64     `json:"quantity"`
+}
+
 func (s store) saveCarts(ctx context.Context, items []wbItem[cartSnapshot]) error {
 	b := &pgx.Batch{}
 	for _, it := range items {
-		lines := make(map[string]int64, len(it.value.Lines))
-		for _, l := range it.value.Lines {
-			lines[l.VariantID.String()] = l.Quantity
+		lines := make([]snapshotLine, len(it.value.Lines))
+		for i, l := range it.value.Lines {
+			lines[i] = snapshotLine{VariantID: l.VariantID, Quantity: l.Quantity}
 		}
 		js, err := json.Marshal(lines)
 		if err != nil {
@@ -67,16 +74,16 @@ func (s store) loadCart(ctx context.Context, customer string) (snap cartSnapshot
 	if err != nil {
 		return cartSnapshot{}, 0, false, fmt.Errorf("load cart snapshot: %w", err)
 	}
-	var lines map[string]int64
+	var lines []snapshotLine
 	if err := json.Unmarshal(js, &lines); err != nil {
-		return cartSnapshot{}, 0, false, fmt.Errorf("load cart snapshot: %w", err)
+		// Not an array (the column's default is '{}'): an empty cart.
+		lines = nil
 	}
-	for k, q := range lines {
-		id, err := uuid.Parse(k)
-		if err != nil || q < 1 || q > MaxQuantity {
+	for _, l := range lines {
+		if l.VariantID == uuid.Nil || l.Quantity < 1 || l.Quantity > MaxQuantity {
 			continue // never restore what the cart could not hold
 		}
-		snap.Lines = append(snap.Lines, Line{VariantID: id, Quantity: q})
+		snap.Lines = append(snap.Lines, Line{VariantID: l.VariantID, Quantity: l.Quantity})
 	}
 	if coupon != nil {
 		snap.Coupon = *coupon
