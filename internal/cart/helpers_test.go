@@ -116,14 +116,14 @@ type env struct {
 
 // newEnv returns a started Service on the real Redis (private key space) and a fresh
 // PostgreSQL database, with fake catalog/stock/pricer.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	rdb, space := testenv.Redis(t)
 	pool, _ := testenv.DB(t)
 	return newEnvOn(t, rdb, space, pool)
 }
 
-func newEnvOn(t *testing.T, rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool) *env {
+func newEnvOn(t testing.TB, rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool) *env {
 	t.Helper()
 	e := &env{rdb: rdb, space: space, pool: pool, cat: &fakeCatalog{m: map[uuid.UUID]VariantInfo{}},
 		stock: &fakeStock{m: map[uuid.UUID]int64{}}}
@@ -146,7 +146,7 @@ func newEnvOn(t *testing.T, rdb redis.UniversalClient, space rkey.Space, pool *p
 }
 
 // variant registers an active variant priced at cents with stock units available.
-func (e *env) variant(t *testing.T, cents, stock int64) uuid.UUID {
+func (e *env) variant(t testing.TB, cents, stock int64) uuid.UUID {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7())
 	e.cat.put(VariantInfo{ID: id, ProductID: uuid.Must(uuid.NewV7()), SKU: "SKU-" + id.String()[:8],
