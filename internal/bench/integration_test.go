@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/app"
+	"commerce/internal/platform/rkey"
+	"commerce/internal/platform/testenv"
+)
+
+const incrScript = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
+
+// TestRedisBenchmarkAndGoEvalSha: both Redis baselines run a script call that must always
+// succeed, and they do run it the number of times they say.
+func TestRedisBenchmarkAndGoEvalSha(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	ctx := context.Background()
+	key := space.Key("ctr:{x}")
+	call := ScriptCall{Source: incrScript, Keys: []string{key}, Args: []string{"1"}}
+	sha, err := LoadScript(ctx, rdb, call.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := GoEvalSha(ctx, rdb, sha, call, Load{Name: "go", Concurrency: 8, MaxOps: 500})
+	if err != nil || res.Errors != 0 || res.Requests != 500 {
+		t.Fatalf("GoEvalSha: %v %+v", err, res)
+	}
+	if n, _ := rdb.Get(ctx, key).Int64(); n != 500 {
+		t.Fatalf("counter %d after 500 calls", n)
+	}
+	if testenv.Cluster() {
+		return // redis-benchmark --cluster is exercised by `commerce bench` itself
+	}
+	res, err = RedisBenchmark(ctx, testenv.RedisAddrs()[0], "", false, sha, call, 2000, 8)
+	if _, lerr := exec.LookPath("redis-benchmark"); lerr != nil {
+		if !errors.Is(err, exec.ErrNotFound) {
+			t.Fatalf("without redis-benchmark: err = %v, want exec.ErrNotFound", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RPS <= 0 || res.Errors != 0 || !strings.Contains(res.Note, "EVALSHA") {
+		t.Fatalf("redis-benchmark result %+v", res)
+	}
+	if n, _ := rdb.Get(ctx, key).Int64(); n != 2500 {
+		t.Fatalf("counter %d after 500 + 2000 calls", n)
+	}
+}
+
+func baseConfig() app.Config {
+	cfg := app.Config{Env: "test", LogLevel: "error", DatabaseURL: testenv.AdminURL(), PGMaxConns: 10,
+		PGTimeout: 3 * time.Second, MigrateOnStart: true, RedisPoolSize: 32, RedisTimeout: 2 * time.Second,
+		Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute, SweepInterval: 30 * time.Second,
+		SessionTTL: time.Hour, CustomerCartTTL: time.Hour, ProductTTL: time.Hour, DiscountTTL: time.Hour,
+		IdempotencyTTL: time.Hour, SessionsPerMinute: 60, RateLimitPerSec: 50, WarmProductsCron: "0 */6 * * *",
+		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
+		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second}
+	if addrs := testenv.RedisAddrs(); len(addrs) > 1 {
+		cfg.RedisAddrs = addrs
+	} else {
+		cfg.RedisURL = "redis://" + addrs[0] + "/0"
+	}
+	return cfg
+}
+
+// TestRunSmall runs the whole bench with tiny sizes against the real services: every step
+// is either measured or reported as skipped, the baselines run without errors, the flash
+// sale (when wired) sells exactly its stock, the report is written, and the run's database
+// and Redis keys are gone afterwards.
+func TestRunSmall(t *testing.T) {
+	ctx := context.Background()
+	opt := Options{OutDir: t.TempDir(), Concurrency: 8, Phase: 200 * time.Millisecond, Warmup: 20 * time.Millisecond,
+		Products: 300, VariantsPer: 2, FlashShoppers: 120, FlashStock: 30, CreationShoppers: 40, CartsPerWorker: 2,
+		RedisBenchmarkN: 2000, Deadline: 90 * time.Second, Out: io.Discard}
+	if testing.Verbose() {
+		opt.Out = os.Stdout
+	}
+	rep, err := Run(ctx, baseConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	measured := map[string]bool{}
+	for _, r := range append(append([]Result{}, rep.Baselines...), rep.Scenarios...) {
+		measured[r.Name] = true
+		if r.Requests == 0 {
+			t.Errorf("%s: no requests", r.Name)
+		}
+	}
+	for _, b := range []string{"baseline: GET /healthz", "baseline: PostgreSQL-only reserve (hot row)"} {
+		if !measured[b] {
+			t.Errorf("baseline %q missing (skipped: %v)", b, rep.Skipped)
+		}
+	}
+	for _, r := range rep.Baselines {
+		if r.Errors != 0 {
+			t.Errorf("%s: %d errors: %v", r.Name, r.Errors, r.ErrorSamples)
+		}
+	}
+	for _, step := range []string{"flash sale", "checkout creation", "catalog read storm", "cart churn", "full journey"} {
+		found := false
+		for name := range measured {
+			if strings.HasPrefix(name, step) || strings.HasPrefix(name, strings.ReplaceAll(step, " read", "")) {
+				found = true
+			}
+		}
+		for _, s := range rep.Skipped {
+			if strings.HasPrefix(s, step+":") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("step %q neither measured nor skipped", step)
+		}
+	}
+	if f := rep.FlashSale; f != nil {
+		if !f.OK || f.Created != opt.FlashStock || f.SoldOut != int64(opt.FlashShoppers)-opt.FlashStock {
+			t.Errorf("flash sale: %+v", f)
+		}
+	}
+	for _, x := range rep.Ratios {
+		if x.Value <= 0 || !strings.Contains(x.Line(), "ratio") {
+			t.Errorf("ratio %+v", x)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(opt.OutDir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Machine.NProc < 1 || back.Machine.Redis == "" || back.Machine.Postgres == "" || back.Settings.Database == "" {
+		t.Errorf("machine or settings not described: %+v %+v", back.Machine, back.Settings)
+	}
+	if _, err := os.Stat(filepath.Join(opt.OutDir, "latest.md")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Nothing is left behind.
+	conn, err := pgx.Connect(ctx, testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", rep.Settings.Database).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Errorf("database %s still exists", rep.Settings.Database)
+	}
+	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: testenv.RedisAddrs(), IsClusterMode: testenv.Cluster()})
+	defer rdb.Close()
+	idx, err := scanSpace(ctx, rdb, rkey.Space(rep.Settings.RedisPrefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx.total != 0 {
+		t.Errorf("%d keys of %s left", idx.total, rep.Settings.RedisPrefix)
+	}
+}

@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseRedisBenchmarkCSV(t *testing.T) {
+	out := `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+"EVALSHA 8cd0 1 k 1","37174.72","1.082","0.408","0.999","1.679","3.775","5.727"
+`
+	r, err := parseRedisBenchmarkCSV(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RPS != 37174.72 || r.P50ms != 0.999 || r.P99ms != 3.775 || r.MaxMs != 5.727 || r.MeanMs != 1.082 {
+		t.Fatalf("parsed %+v", r)
+	}
+	for _, bad := range []string{"", `"test","rps"`, "ERR unknown command\n", `"test","rps"` + "\n" + `"x","0"`} {
+		if _, err := parseRedisBenchmarkCSV(bad); err == nil {
+			t.Fatalf("accepted %q", bad)
+		}
+	}
+}
+
+func TestNewClientOnlyLoopback(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:8080", "http://[::1]:8080"} {
+		if _, err := NewClient(base, 1, ""); err != nil {
+			t.Fatalf("%s refused: %v", base, err)
+		}
+	}
+	for _, base := range []string{"http://10.0.0.1:8080", "http://example.com", "http://localhost.evil.com:80", "::"} {
+		if _, err := NewClient(base, 1, ""); err == nil {
+			t.Fatalf("%s accepted", base)
+		}
+	}
+}
+
+func TestHashTagAndPatterns(t *testing.T) {
+	tests := map[string]string{
+		"p:cart:{session:abc}":  "session:abc",
+		"p:inv:{v1}:holds":      "v1",
+		"p:catalog:gen":         "",
+		"p:broken:{unterminated": "",
+	}
+	for key, want := range tests {
+		if got := hashTag(key); got != want {
+			t.Errorf("hashTag(%q) = %q, want %q", key, got, want)
+		}
+	}
+	got := keyPatterns("p:", []string{"p:inv:{v1}:holds", "p:inv:{v2}:holds", "p:cart:{session:abc}", "p:inv:{v1}:avail"})
+	if got != "inv:{*}:holds, cart:{session:*}, inv:{*}:avail" {
+		t.Fatalf("keyPatterns = %q", got)
+	}
+	idx := keyIndex{byTag: map[string][]string{"session:abc": {"p:cart:{session:abc}"}, "abc": {"p:sess:{abc}"}}}
+	if ks := idx.keysFor("abc"); len(ks) != 1 || ks[0] != "p:sess:{abc}" {
+		t.Fatalf("keysFor exact = %v", ks)
+	}
+	if ks := idx.keysFor("session:abc"); len(ks) != 1 {
+		t.Fatalf("keysFor = %v", ks)
+	}
+}
+
+func TestEscapeGlob(t *testing.T) {
+	if got := escapeGlob(`a*b?[c]\`); got != `a\*b\?\[c\]\\` {
+		t.Fatalf("escapeGlob = %q", got)
+	}
+}
+
+// TestReportWrite: the report is written as JSON that reads back and as Markdown whose
+// ratio rows and verdicts are there.
+func TestReportWrite(t *testing.T) {
+	healthz := Result{Name: "baseline: GET /healthz", RPS: 10000, Requests: 100}
+	warm := Result{Name: "catalog storm warm", RPS: 6000, Requests: 100, P99ms: 4.2, Concurrency: 64}
+	rep := &Report{Date: "2026-11-23T00:00:00Z", Quick: true, Baselines: []Result{healthz}, Scenarios: []Result{warm}}
+	x, ok := newRatio("product GET warm / GET /healthz", &warm, &healthz, 0.7)
+	if !ok || x.Value != 0.6 || x.Met == nil || *x.Met {
+		t.Fatalf("ratio %+v", x)
+	}
+	if !strings.Contains(x.Line(), "ratio") || !strings.Contains(x.Line(), "NOT MET") {
+		t.Fatalf("line %q", x.Line())
+	}
+	if _, ok := newRatio("no baseline", &warm, &Result{}, 0); ok {
+		t.Fatal("a ratio to a zero baseline was made")
+	}
+	rep.Ratios = append(rep.Ratios, x)
+	dir := t.TempDir()
+	if err := rep.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Ratios) != 1 || back.Ratios[0].Value != 0.6 || !back.Quick {
+		t.Fatalf("read back %+v", back)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "latest.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| product GET warm / GET /healthz | 0.600 |", "**not met**", "quick (BENCH_QUICK=1"} {
+		if !strings.Contains(string(md), want) {
+			t.Fatalf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
