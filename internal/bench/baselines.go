@@ -2,10 +2,10 @@ package bench
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"context"
+	"crypto/sha1"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"

@@ -182,7 +182,9 @@ func (r *runner) skip(what, why string) {
 	r.printf("  %s: skipped: %s\n", what, why)
 }
 
-func (r *runner) note(format string, a ...any) { r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, a...)) }
+func (r *runner) note(format string, a ...any) {
+	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, a...))
+}
 
 func (r *runner) timed(name string) Load {
 	return Load{Name: name, Concurrency: r.opt.Concurrency, Warmup: r.opt.Warmup, Duration: r.opt.Phase}

@@ -41,9 +41,9 @@ func TestNewClientOnlyLoopback(t *testing.T) {
 
 func TestHashTagAndPatterns(t *testing.T) {
 	tests := map[string]string{
-		"p:cart:{session:abc}":  "session:abc",
-		"p:inv:{v1}:holds":      "v1",
-		"p:catalog:gen":         "",
+		"p:cart:{session:abc}":   "session:abc",
+		"p:inv:{v1}:holds":       "v1",
+		"p:catalog:gen":          "",
 		"p:broken:{unterminated": "",
 	}
 	for key, want := range tests {
