@@ -1,0 +1,28 @@
+-- cache_fill: a versioned cache-aside fill. Writes a cache value only when the copy already
+-- cached is not newer, so a reader that loaded an old version from PostgreSQL before a
+-- write committed can never overwrite the writer's newer value (the delete-after-commit race).
+--
+-- A value is "<version>\n<payload>": a decimal version, a newline, then anything (JSON of
+-- the product, or nothing for a cached "not found", which uses version 0).
+--
+-- KEYS[1]  the cache key, e.g. <space>product:{<id>}:details
+-- ARGV[1]  the version being written: an integer >= 0
+-- ARGV[2]  the value: "<version>\n<payload>", carrying the same version as ARGV[1]
+-- ARGV[3]  time to live in milliseconds: an integer > 0
+--
+-- Returns  1 written; 0 skipped (the cached version is newer); -1 invalid arguments
+--          (nothing written). A cached value whose version cannot be read is overwritten.
+local v = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[3])
+if v == nil or v < 0 or ttl == nil or ttl <= 0 or ARGV[2] == nil then
+  return -1
+end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local cv = tonumber(string.match(cur, '^(%d+)\n'))
+  if cv ~= nil and cv > v then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+return 1
