@@ -1,0 +1,417 @@
+// Package jobs runs periodic jobs (cache warmers, sweeps, reconciliation) with
+// robfig/cron so that, across all replicas sharing one Redis, each scheduled tick of a
+// job runs once in total and never while another run of the same job is in progress.
+// It is the only package that imports robfig/cron.
+//
+// # Leadership, per tick
+//
+// Every replica's cron fires at the same wall-clock instants (specs are evaluated in
+// UTC; "@every d" is aligned to multiples of d, not to the process start). When a tick
+// fires, each replica knows the exact scheduled instant T of that tick (recorded from
+// the schedule, not read from the clock, so a goroutine that starts late still names the
+// right tick) and races for two keys under the job's hash tag:
+//
+//  1. the tick claim <space>job:{<name>}:tick:<T in ms>, SET NX with a random token and
+//     kept until it expires (never deleted). It lives for the tick window,
+//     clamp(period, 10 s, 1 h), so a replica whose clock or scheduling lags by less than
+//     that finds the tick taken; exactly one replica wins each tick. Because the key
+//     names the tick, a short job that finishes before the slower replica fires cannot
+//     free the tick for it (the flaw of a lock released after the run), and the window
+//     does not have to be shorter than the period (the constraint of one lock kept for
+//     a fixed time).
+//  2. the run lock <space>job:{<name>}:run, SET NX PX (timeout + 10 s) with a random
+//     token, released by compare-and-delete (scripts/lua/unlock.lua) when the run ends.
+//     It keeps runs of one job from overlapping across replicas (a tick that finds the
+//     previous run still going is skipped: SkipIfStillRunning, cluster-wide) and also
+//     guards RunNow.
+//
+// A run gets a context with the job's timeout; the lock outlives the timeout, so a job
+// that honours its context never runs concurrently with another replica's run. If Redis
+// cannot be reached the tick is skipped (the warmers need Redis anyway) and counted as
+// outcome "lock_error".
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
+
+	"commerce/internal/platform/rkey"
+	"commerce/scripts/lua"
+)
+
+var (
+	// ErrUnknownJob is returned by RunNow for a name that was never added.
+	ErrUnknownJob = errors.New("jobs: unknown job")
+	// ErrLocked is returned by RunNow when a run of the job holds the run lock (on this
+	// replica or another one).
+	ErrLocked = errors.New("jobs: job already running")
+	// ErrPanic wraps the value of a job that panicked.
+	ErrPanic = errors.New("jobs: job panicked")
+)
+
+// Outcomes counted by commerce_job_runs_total.
+const (
+	OutcomeSuccess   = "success"
+	OutcomeError     = "error"
+	OutcomeTimeout   = "timeout"
+	OutcomePanic     = "panic"
+	OutcomeSkipped   = "skipped"    // another replica claimed this tick
+	OutcomeLocked    = "locked"     // a run of this job was still in progress
+	OutcomeLockError = "lock_error" // Redis could not be asked
+)
+
+const (
+	minTickWindow = 10 * time.Second
+	maxTickWindow = time.Hour
+	lockGrace     = 10 * time.Second
+	// tickTolerance absorbs a timer that fires a hair before the scheduled wall time.
+	tickTolerance = 100 * time.Millisecond
+)
+
+var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// Scheduler runs named jobs on cron specs with Redis leadership (see the package doc).
+// Safe for concurrent use.
+type Scheduler struct {
+	rdb    redis.UniversalClient
+	space  rkey.Space
+	log    *slog.Logger
+	cron   *cron.Cron
+	parser cron.Parser
+	unlock *redis.Script
+
+	mu   sync.Mutex
+	jobs map[string]*job
+
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // RunNow calls in flight
+
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	lastOK   *prometheus.GaugeVec
+}
+
+type job struct {
+	name       string
+	timeout    time.Duration
+	fn         func(context.Context) error
+	sched      *tickSchedule
+	tickWindow time.Duration
+}
+
+// New returns a Scheduler whose locks live in rdb under space. Its metrics are
+// registered on reg (nil: not registered): commerce_job_runs_total{job,outcome},
+// commerce_job_duration_seconds{job} and commerce_job_last_success_timestamp_seconds{job}.
+// Specs take 5 fields (minute first) or 6 (seconds first), or descriptors such as
+// "@hourly" and "@every 10m", and are evaluated in UTC unless they start with CRON_TZ=.
+func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prometheus.Registerer) *Scheduler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cl := cronLogger{log}
+	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	s := &Scheduler{
+		rdb: rdb, space: space, log: log, parser: parser,
+		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser), cron.WithLogger(cl),
+			cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl))),
+		unlock: redis.NewScript(lua.Source("unlock")),
+		jobs:   map[string]*job{},
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "commerce_job_runs_total",
+			Help: "Scheduled and manual job runs by job and outcome (success, error, timeout, panic, skipped, locked, lock_error).",
+		}, []string{"job", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "commerce_job_duration_seconds",
+			Help:    "Duration of job runs that took the lock.",
+			Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900},
+		}, []string{"job"}),
+		lastOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "commerce_job_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful run of each job.",
+		}, []string{"job"}),
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	if reg != nil {
+		reg.MustRegister(s.runs, s.duration, s.lastOK)
+	}
+	return s
+}
+
+// Add schedules fn under name (1–64 of [a-z0-9_-]) on spec; each run gets a context
+// that expires after timeout (> 0) and that Stop cancels. Jobs may be added before or
+// after Start. Errors: a bad name, a duplicate name, a bad spec or timeout.
+func (s *Scheduler) Add(name, spec string, timeout time.Duration, fn func(ctx context.Context) error) error {
+	if !nameRe.MatchString(name) {
+		return fmt.Errorf("jobs: job name %q must be 1-64 characters of [a-z0-9_-]", name)
+	}
+	if timeout <= 0 || fn == nil {
+		return fmt.Errorf("jobs: job %s needs a positive timeout and a function", name)
+	}
+	sched, err := s.parse(spec)
+	if err != nil {
+		return fmt.Errorf("jobs: job %s: spec %q: %w", name, spec, err)
+	}
+	j := &job{name: name, timeout: timeout, fn: fn, sched: &tickSchedule{inner: sched}}
+	j.tickWindow = min(max(period(sched), minTickWindow), maxTickWindow)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.jobs[name]; dup {
+		return fmt.Errorf("jobs: job %s added twice", name)
+	}
+	s.jobs[name] = j
+	s.cron.Schedule(j.sched, cron.FuncJob(func() { s.runTick(j) }))
+	for _, o := range []string{OutcomeSuccess, OutcomeError, OutcomeTimeout, OutcomePanic, OutcomeSkipped,
+		OutcomeLocked, OutcomeLockError} {
+		s.runs.WithLabelValues(name, o)
+	}
+	return nil
+}
+
+// parse parses spec in UTC (unless it names its zone) and aligns "@every" schedules.
+func (s *Scheduler) parse(spec string) (cron.Schedule, error) {
+	spec = strings.TrimSpace(spec)
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		if !strings.Contains(spec, " ") {
+			return nil, errors.New("a time zone prefix must be followed by a schedule")
+		}
+	} else if spec != "" {
+		spec = "CRON_TZ=UTC " + spec
+	}
+	sched, err := s.parser.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	if cd, ok := sched.(cron.ConstantDelaySchedule); ok {
+		return alignedEvery{cd.Delay}, nil
+	}
+	return sched, nil
+}
+
+// Start starts running the jobs on their schedules in the background.
+func (s *Scheduler) Start() { s.cron.Start() }
+
+// Stop stops scheduling, cancels the context of every running job (scheduled or RunNow)
+// and waits until they have returned or ctx is done (then it returns ctx.Err()). The
+// jobs are warmers and sweeps: stopping one midway is safe and it runs again later.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	cronDone := s.cron.Stop()
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		<-cronDone.Done()
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("jobs: stop: %w", ctx.Err())
+	}
+}
+
+// RunNow runs the job now in the caller's goroutine, under the run lock (not a tick
+// claim): at start-up and on demand. It returns the job's error, ErrLocked when a run is
+// in progress, ErrUnknownJob, or a Redis error when the lock cannot be taken.
+func (s *Scheduler) RunNow(ctx context.Context, name string) error {
+	s.mu.Lock()
+	j, ok := s.jobs[name]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownJob, name)
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	return s.run(ctx, j, time.Now().UTC(), "manual")
+}
+
+// runTick is what cron calls: claim this tick, then run.
+func (s *Scheduler) runTick(j *job) {
+	tick := j.sched.tickAt(time.Now())
+	token := newToken()
+	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	claimed, err := s.rdb.SetNX(ctx, s.tickKey(j.name, tick), token, j.tickWindow).Result()
+	cancel()
+	switch {
+	case err != nil:
+		s.runs.WithLabelValues(j.name, OutcomeLockError).Inc()
+		s.log.Warn("job tick skipped: lock unavailable", slog.String("job", j.name),
+			slog.Time("tick", tick), slog.String("error", err.Error()))
+		return
+	case !claimed:
+		s.runs.WithLabelValues(j.name, OutcomeSkipped).Inc()
+		s.log.Debug("job tick claimed by another replica", slog.String("job", j.name), slog.Time("tick", tick))
+		return
+	}
+	_ = s.run(s.base, j, tick, "schedule")
+}
+
+// run takes the run lock, runs the job with its timeout, records the outcome and
+// releases the lock.
+func (s *Scheduler) run(ctx context.Context, j *job, tick time.Time, trigger string) (err error) {
+	token := newToken()
+	key := s.runKey(j.name)
+	ok, err := s.rdb.SetNX(ctx, key, token, j.timeout+lockGrace).Result()
+	if err != nil {
+		s.runs.WithLabelValues(j.name, OutcomeLockError).Inc()
+		s.log.Warn("job not run: lock unavailable", slog.String("job", j.name), slog.String("error", err.Error()))
+		return fmt.Errorf("jobs: lock %s: %w", j.name, err)
+	}
+	if !ok {
+		s.runs.WithLabelValues(j.name, OutcomeLocked).Inc()
+		s.log.Info("job not run: already running", slog.String("job", j.name), slog.String("trigger", trigger))
+		return fmt.Errorf("%w: %s", ErrLocked, j.name)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if uerr := s.unlock.Run(uctx, s.rdb, []string{key}, token).Err(); uerr != nil {
+			// The lock expires on its own after timeout + grace.
+			s.log.Warn("job lock not released", slog.String("job", j.name), slog.String("error", uerr.Error()))
+		}
+	}()
+
+	rctx, cancel := context.WithTimeout(withTick(ctx, tick), j.timeout)
+	defer cancel()
+	start := time.Now()
+	err = call(rctx, j.fn)
+	elapsed := time.Since(start)
+	s.duration.WithLabelValues(j.name).Observe(elapsed.Seconds())
+
+	outcome := OutcomeSuccess
+	switch {
+	case err == nil:
+		s.lastOK.WithLabelValues(j.name).SetToCurrentTime()
+	case errors.Is(err, ErrPanic):
+		outcome = OutcomePanic
+	case errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+		outcome = OutcomeTimeout
+	default:
+		outcome = OutcomeError
+	}
+	s.runs.WithLabelValues(j.name, outcome).Inc()
+	attrs := []slog.Attr{slog.String("job", j.name), slog.String("trigger", trigger), slog.Time("tick", tick),
+		slog.String("outcome", outcome), slog.Duration("duration", elapsed)}
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "job failed", append(attrs, slog.String("error", err.Error()))...)
+	} else {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "job done", attrs...)
+	}
+	return err
+}
+
+// call runs fn, turning a panic into an ErrPanic error.
+func call(ctx context.Context, fn func(context.Context) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, p)
+		}
+	}()
+	return fn(ctx)
+}
+
+func (s *Scheduler) tickKey(name string, tick time.Time) string {
+	return s.space.Key("job:{", name, "}:tick:", strconv.FormatInt(tick.UnixMilli(), 10))
+}
+
+func (s *Scheduler) runKey(name string) string { return s.space.Key("job:{", name, "}:run") }
+
+func newToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+type tickKey struct{}
+
+func withTick(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, tickKey{}, t)
+}
+
+// Tick returns the scheduled instant of the run whose context is ctx (for RunNow, the
+// time it was called), and false outside a job run.
+func Tick(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(tickKey{}).(time.Time)
+	return t, ok
+}
+
+// tickSchedule wraps a schedule and remembers the activation times it handed to cron,
+// so that a run can name its tick exactly.
+type tickSchedule struct {
+	inner  cron.Schedule
+	mu     sync.Mutex
+	recent [4]time.Time
+	n      int
+}
+
+func (s *tickSchedule) Next(t time.Time) time.Time {
+	next := s.inner.Next(t)
+	s.mu.Lock()
+	s.recent[s.n%len(s.recent)] = next
+	s.n++
+	s.mu.Unlock()
+	return next
+}
+
+// tickAt returns the latest activation handed out that is not after now (plus a small
+// tolerance). Cron computes the following activation around the time it starts a run,
+// so the run's own tick is the latest one that has come. Without any (impossible from
+// cron), now truncated to the second.
+func (s *tickSchedule) tickAt(now time.Time) time.Time {
+	limit := now.Add(tickTolerance)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best time.Time
+	for _, t := range s.recent {
+		if !t.IsZero() && !t.After(limit) && t.After(best) {
+			best = t
+		}
+	}
+	if best.IsZero() {
+		return now.Truncate(time.Second).UTC()
+	}
+	return best.UTC()
+}
+
+// alignedEvery is "@every d" aligned to multiples of d since the zero time, so every
+// replica ticks at the same instants.
+type alignedEvery struct{ d time.Duration }
+
+func (e alignedEvery) Next(t time.Time) time.Time { return t.Truncate(e.d).Add(e.d) }
+
+// period estimates a schedule's period from two consecutive activations.
+func period(s cron.Schedule) time.Duration {
+	a := s.Next(time.Now())
+	b := s.Next(a)
+	if a.IsZero() || b.IsZero() {
+		return maxTickWindow
+	}
+	return b.Sub(a)
+}
+
+// cronLogger adapts slog to cron.Logger; cron's routine messages go to Debug.
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug("cron: "+msg, kv...) }
+
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error("cron: "+msg, append([]any{slog.String("error", err.Error())}, kv...)...)
+}
