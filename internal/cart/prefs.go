@@ -149,7 +149,7 @@ func (p *Preferences) Patch(ctx context.Context, customer string, patch map[stri
 		return nil, ErrInvalidOwner
 	}
 	var sets, dels []any
-	nset := 0
+	nset, size := 0, 1 // the keys set are all in the merged object: their size is a lower bound
 	for k, v := range patch {
 		f := encodeKey(k)
 		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
@@ -162,6 +162,10 @@ func (p *Preferences) Patch(ctx context.Context, customer string, patch map[stri
 		}
 		sets = append(sets, f, cv)
 		nset++
+		size += len(f) + 1 + len(cv) + 1
+		if size > MaxPreferencesBytes {
+			return nil, ErrPreferencesTooLarge
+		}
 	}
 	args := append(append([]any{MaxPreferencesBytes, nset}, sets...), dels...)
 	key := p.r.prefsKey(customer)
