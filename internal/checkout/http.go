@@ -1,0 +1,512 @@
+package checkout
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"commerce/internal/platform/auth"
+	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/money"
+)
+
+// Header names of the checkout routes.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderReplayed       = "Idempotent-Replayed"
+	HeaderSignature      = "X-Signature"
+)
+
+// Idempotency scopes (the route part of a record's key).
+const (
+	scopeCreate   = "chk-create"
+	scopeComplete = "chk-complete"
+)
+
+// Handler serves the checkout, payment webhook and order routes.
+type Handler struct {
+	svc    *Service
+	secret []byte
+}
+
+// NewHandler returns the handlers of svc; webhookSecret signs provider callbacks (an
+// empty secret rejects every callback).
+func NewHandler(svc *Service, webhookSecret string) *Handler {
+	return &Handler{svc: svc, secret: []byte(webhookSecret)}
+}
+
+// Register mounts the routes on v1 (/v1 with auth.Identify applied). No admin routes.
+func (h *Handler) Register(v1 *echo.Group, _ *echo.Group) {
+	v1.POST("/checkouts", h.create, auth.RequireShopper)
+	v1.GET("/checkouts/:id", h.get, auth.RequireShopper)
+	v1.POST("/checkouts/:id/complete", h.complete, auth.RequireShopper)
+	v1.POST("/checkouts/:id/cancel", h.cancel, auth.RequireShopper)
+	v1.POST("/payments/webhook", h.webhook)
+	v1.GET("/orders", h.listOrders, auth.RequireCustomer)
+	v1.GET("/orders/:id", h.getOrder, auth.RequireShopper)
+}
+
+func ownerOf(c echo.Context) (Owner, error) {
+	t, id, ok := auth.CallerOf(c).Owner()
+	if !ok {
+		return Owner{}, httpx.Unauthorized("a session (X-Session-ID) or a customer token is required")
+	}
+	return Owner{Type: t, ID: id}, nil
+}
+
+func identityOf(c echo.Context) Identity {
+	cl := auth.CallerOf(c)
+	return Identity{CustomerID: cl.CustomerID, SessionID: cl.SessionID}
+}
+
+// ----------------------------------------------------------------------- checkouts
+
+type createRequest struct {
+	Email *string `json:"email"`
+}
+
+const maxEmail = 254
+
+func validEmail(s string) bool {
+	if s == "" || len(s) > maxEmail || strings.TrimSpace(s) != s {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && a.Name == ""
+}
+
+func (h *Handler) create(c echo.Context) error {
+	var req createRequest
+	if err := httpx.BindOptional(c, &req); err != nil {
+		return err
+	}
+	email := ""
+	if req.Email != nil {
+		email = *req.Email
+		if !validEmail(email) {
+			return httpx.Validation(map[string]string{"email": "must be an email address of at most 254 characters"})
+		}
+	}
+	owner, err := ownerOf(c)
+	if err != nil {
+		return err
+	}
+	return h.idempotent(c, scopeCreate, owner, "create\x00"+email, func(ctx context.Context) (int, any, error) {
+		co, created, err := h.svc.Create(ctx, owner, email)
+		if err != nil {
+			return 0, nil, err
+		}
+		status := http.StatusOK
+		if created {
+			status = http.StatusCreated
+		}
+		return status, toCheckoutJSON(co), nil
+	})
+}
+
+func (h *Handler) get(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	co, err := h.svc.Get(c.Request().Context(), identityOf(c), id)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, toCheckoutJSON(co))
+}
+
+type completeRequest struct {
+	PaymentToken string `json:"payment_token"`
+}
+
+func (h *Handler) complete(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req completeRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	if req.PaymentToken == "" || len(req.PaymentToken) > 255 {
+		return httpx.Validation(map[string]string{"payment_token": "is required (at most 255 characters)"})
+	}
+	owner, err := ownerOf(c)
+	if err != nil {
+		return err
+	}
+	fp := "complete\x00" + id.String() + "\x00" + req.PaymentToken
+	return h.idempotent(c, scopeComplete, owner, fp, func(ctx context.Context) (int, any, error) {
+		res, err := h.svc.Complete(ctx, identityOf(c), id, req.PaymentToken)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, completionJSON{Checkout: toCheckoutJSON(res.Checkout), Order: toOrderJSON(res.Order)}, nil
+	})
+}
+
+func (h *Handler) cancel(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := httpx.BindOptional(c, &struct{}{}); err != nil {
+		return err
+	}
+	co, err := h.svc.Cancel(c.Request().Context(), identityOf(c), id)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, toCheckoutJSON(co))
+}
+
+// idempotent runs fn once per Idempotency-Key (when the header is present): the first
+// response is stored and replayed byte for byte with the same status; 5xx answers are
+// not stored (the record is deleted so the client can retry), nor are answers that only
+// describe a passing situation (409 checkout_in_progress). Validation errors happen before
+// this and are never stored.
+func (h *Handler) idempotent(c echo.Context, scope string, owner Owner, fingerprint string,
+	fn func(ctx context.Context) (int, any, error)) error {
+	ctx := c.Request().Context()
+	vals, present := c.Request().Header[textproto.CanonicalMIMEHeaderKey(HeaderIdempotencyKey)]
+	if !present {
+		status, body, err := fn(ctx)
+		if err != nil {
+			return httpError(err)
+		}
+		return c.JSON(status, body)
+	}
+	if len(vals) != 1 || !ValidIdempotencyKey(vals[0]) {
+		return httpx.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	}
+	rec, stored, err := h.svc.BeginIdempotent(ctx, scope, owner, vals[0], fingerprint)
+	if err != nil {
+		return httpError(err)
+	}
+	if stored != nil {
+		c.Response().Header().Set(HeaderReplayed, "true")
+		return c.Blob(stored.Status, echo.MIMEApplicationJSON, stored.Body)
+	}
+	status, body, err := fn(ctx)
+	if err != nil {
+		e := httpx.Classify(httpError(err))
+		if e.Status >= 499 || e.Status < 400 || e.RetryAfter > 0 || e.Code == httpx.CodeCheckoutInProgress {
+			rec.Abort(ctx)
+			return e
+		}
+		details := e.Details
+		if details == nil {
+			details = map[string]any{}
+		}
+		status = e.Status
+		body = errorJSON{Error: errorPayloadJSON{Code: e.Code, Message: e.Message, Details: details}}
+	}
+	raw, merr := json.Marshal(body)
+	if merr != nil {
+		rec.Abort(ctx)
+		return merr
+	}
+	raw = append(raw, '\n')
+	rec.Store(ctx, status, raw)
+	return c.Blob(status, echo.MIMEApplicationJSON, raw)
+}
+
+// errorJSON is the contract's error shape (the same as the error funnel renders), for
+// responses stored under an idempotency key.
+type errorJSON struct {
+	Error errorPayloadJSON `json:"error"`
+}
+
+type errorPayloadJSON struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details"`
+}
+
+// httpError maps the package's errors to the contract; others pass through to the funnel.
+func httpError(err error) error {
+	var se *StockError
+	var he *httpx.Error
+	var e *httpx.Error
+	switch {
+	case errors.As(err, &he):
+		return err
+	case errors.As(err, &se):
+		vs := make([]map[string]any, len(se.Shortages))
+		for i, s := range se.Shortages {
+			vs[i] = map[string]any{"variant_id": s.VariantID.String(), "requested": s.Requested, "available": s.Available}
+		}
+		e = httpx.Conflict(httpx.CodeInsufficientStock,
+			fmt.Sprintf("not enough stock for %d line(s)", len(se.Shortages))).WithDetails(map[string]any{"variants": vs})
+	case errors.Is(err, ErrNotFound):
+		e = httpx.NotFound("checkout or order")
+	case errors.Is(err, ErrCartEmpty):
+		e = httpx.Unprocessable(httpx.CodeCartEmpty, "the cart has nothing that can be bought")
+	case errors.Is(err, ErrInProgress):
+		e = httpx.Conflict(httpx.CodeCheckoutInProgress, "another request is working on this checkout; retry shortly")
+	case errors.Is(err, ErrConflict):
+		e = httpx.Conflict(httpx.CodeConflict, "the checkout's state does not allow this")
+	case errors.Is(err, ErrExpired):
+		e = httpx.New(http.StatusGone, httpx.CodeCheckoutExpired, "the checkout expired and its items could not be held again")
+	case errors.Is(err, ErrPaymentDeclined):
+		e = httpx.New(http.StatusPaymentRequired, httpx.CodePaymentDeclined, "the payment was declined; the checkout can be paid again")
+	case errors.Is(err, ErrIdempotencyInUse):
+		e = httpx.Conflict(httpx.CodeIdemInUse, "a request with this Idempotency-Key is still running")
+	case errors.Is(err, ErrIdempotencyReused):
+		e = httpx.Unprocessable(httpx.CodeIdemReused, "this Idempotency-Key was used with a different request")
+	case errors.Is(err, ErrIdempotencyKey):
+		e = httpx.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	case errors.Is(err, ErrInvalidOwner):
+		e = httpx.Unauthorized("a valid session or customer token is required")
+	default:
+		return err
+	}
+	e.Err = err
+	return e
+}
+
+// ------------------------------------------------------------------------- webhook
+
+type webhookRequest struct {
+	ID              string `json:"id"`
+	Type            string `json:"type"`
+	PaymentIntentID string `json:"payment_intent_id"`
+}
+
+// validSignature checks X-Signature = "sha256=<hex HMAC-SHA256 of the raw body>" in
+// constant time.
+func (h *Handler) validSignature(body []byte, header string) bool {
+	if len(h.secret) == 0 {
+		return false
+	}
+	const prefix = "sha256="
+	if len(header) != len(prefix)+64 || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return false
+	}
+	got, err := hex.DecodeString(header[len(prefix):])
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, h.secret)
+	mac.Write(body)
+	return hmac.Equal(mac.Sum(nil), got)
+}
+
+// Sign returns the X-Signature value of body under secret (for tests and tooling).
+func Sign(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func (h *Handler) webhook(c echo.Context) error {
+	body, err := httpx.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	if !h.validSignature(body, c.Request().Header.Get(HeaderSignature)) {
+		return httpx.Unauthorized("missing or invalid X-Signature")
+	}
+	var req webhookRequest
+	if err := httpx.DecodeStrict(body, &req); err != nil {
+		return err
+	}
+	t := EventType(req.Type)
+	switch {
+	case req.ID == "" || len(req.ID) > 255:
+		return httpx.BadRequest("id must be 1-255 characters")
+	case t != EventIntentSucceeded && t != EventIntentFailed:
+		return httpx.BadRequest("type must be payment_intent.succeeded or payment_intent.payment_failed")
+	case req.PaymentIntentID == "" || len(req.PaymentIntentID) > 255:
+		return httpx.BadRequest("payment_intent_id must be 1-255 characters")
+	}
+	applied, err := h.svc.HandlePaymentEvent(c.Request().Context(),
+		PaymentEvent{ID: req.ID, Type: t, IntentID: req.PaymentIntentID})
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"received": true, "duplicate": !applied})
+}
+
+// -------------------------------------------------------------------------- orders
+
+func (h *Handler) getOrder(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.Order(c.Request().Context(), identityOf(c), id)
+	if errors.Is(err, ErrNotFound) {
+		return httpx.NotFound("order")
+	}
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, toOrderJSON(o))
+}
+
+func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
+	s := c.QueryParam(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, httpx.Validation(map[string]string{name: fmt.Sprintf("must be an integer between %d and %d", lo, hi)})
+	}
+	return n, nil
+}
+
+func (h *Handler) listOrders(c echo.Context) error {
+	page, err := intParam(c, "page", 1, 1, 100000)
+	if err != nil {
+		return err
+	}
+	perPage, err := intParam(c, "per_page", 20, 1, 100)
+	if err != nil {
+		return err
+	}
+	os, err := h.svc.Orders(c.Request().Context(), auth.CallerOf(c).CustomerID, page, perPage)
+	if err != nil {
+		return httpError(err)
+	}
+	out := orderListJSON{Items: make([]orderJSON, len(os)), Page: page, PerPage: perPage}
+	for i, o := range os {
+		out.Items[i] = toOrderJSON(o)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// -------------------------------------------------------------------------- JSON
+
+type moneyJSON struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+func toMoney(m money.Money) moneyJSON { return moneyJSON{Amount: m.Amount, Currency: m.Currency} }
+
+type lineJSON struct {
+	VariantID uuid.UUID `json:"variant_id"`
+	SKU       string    `json:"sku"`
+	Name      string    `json:"name"`
+	Quantity  int64     `json:"quantity"`
+	UnitPrice moneyJSON `json:"unit_price"`
+	LineTotal moneyJSON `json:"line_total"`
+	Discount  moneyJSON `json:"discount"`
+}
+
+type appliedJSON struct {
+	ID     uuid.UUID `json:"id"`
+	Name   string    `json:"name"`
+	Code   *string   `json:"code"`
+	Amount moneyJSON `json:"amount"`
+}
+
+type intentJSON struct {
+	ID     string    `json:"id"`
+	Status string    `json:"status"`
+	Amount moneyJSON `json:"amount"`
+}
+
+type checkoutJSON struct {
+	ID               uuid.UUID     `json:"id"`
+	State            string        `json:"state"`
+	Email            *string       `json:"email"`
+	Lines            []lineJSON    `json:"lines"`
+	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
+	Subtotal         moneyJSON     `json:"subtotal"`
+	DiscountTotal    moneyJSON     `json:"discount_total"`
+	Total            moneyJSON     `json:"total"`
+	ExpiresAt        time.Time     `json:"expires_at"`
+	PaymentIntent    *intentJSON   `json:"payment_intent"`
+	OrderID          *uuid.UUID    `json:"order_id"`
+}
+
+type orderJSON struct {
+	ID               uuid.UUID     `json:"id"`
+	Number           int64         `json:"number"`
+	CheckoutID       uuid.UUID     `json:"checkout_id"`
+	Status           string        `json:"status"`
+	Email            *string       `json:"email"`
+	Lines            []lineJSON    `json:"lines"`
+	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
+	Subtotal         moneyJSON     `json:"subtotal"`
+	DiscountTotal    moneyJSON     `json:"discount_total"`
+	Total            moneyJSON     `json:"total"`
+	CreatedAt        time.Time     `json:"created_at"`
+}
+
+type completionJSON struct {
+	Checkout checkoutJSON `json:"checkout"`
+	Order    orderJSON    `json:"order"`
+}
+
+type orderListJSON struct {
+	Items   []orderJSON `json:"items"`
+	Page    int         `json:"page"`
+	PerPage int         `json:"per_page"`
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func toLinesJSON(ls []Line) []lineJSON {
+	out := make([]lineJSON, len(ls))
+	for i, l := range ls {
+		out[i] = lineJSON{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+			UnitPrice: toMoney(l.UnitPrice), LineTotal: toMoney(l.LineTotal), Discount: toMoney(l.Discount)}
+	}
+	return out
+}
+
+func toAppliedJSON(as []AppliedDiscount) []appliedJSON {
+	out := make([]appliedJSON, len(as))
+	for i, a := range as {
+		out[i] = appliedJSON{ID: a.ID, Name: a.Name, Code: optString(a.Code), Amount: toMoney(a.Amount)}
+	}
+	return out
+}
+
+func toCheckoutJSON(c Checkout) checkoutJSON {
+	out := checkoutJSON{ID: c.ID, State: string(c.State), Email: optString(c.Email), Lines: toLinesJSON(c.Lines),
+		AppliedDiscounts: toAppliedJSON(c.Applied), Subtotal: toMoney(c.Subtotal),
+		DiscountTotal: toMoney(c.DiscountTotal), Total: toMoney(c.Total), ExpiresAt: c.ExpiresAt.UTC()}
+	if c.PaymentIntentID != "" {
+		st := c.PaymentStatus
+		if st == "" {
+			st = PaymentRequiresConfirmation
+		}
+		out.PaymentIntent = &intentJSON{ID: c.PaymentIntentID, Status: string(st), Amount: toMoney(c.Total)}
+	}
+	if c.OrderID != uuid.Nil {
+		id := c.OrderID
+		out.OrderID = &id
+	}
+	return out
+}
+
+func toOrderJSON(o Order) orderJSON {
+	return orderJSON{ID: o.ID, Number: o.Number, CheckoutID: o.CheckoutID, Status: o.Status,
+		Email: optString(o.Email), Lines: toLinesJSON(o.Lines), AppliedDiscounts: toAppliedJSON(o.Applied),
+		Subtotal: toMoney(o.Subtotal), DiscountTotal: toMoney(o.DiscountTotal), Total: toMoney(o.Total),
+		CreatedAt: o.CreatedAt.UTC()}
+}

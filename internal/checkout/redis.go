@@ -1,0 +1,235 @@
+package checkout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/platform/rkey"
+	"commerce/scripts/lua"
+)
+
+// Codes of transition.lua.
+const (
+	claimOK           = 1
+	claimMismatch     = 0
+	claimBusy         = 2
+	claimLoadRequired = -1
+)
+
+// streamMaxLen bounds the order events stream (approximate trimming).
+const streamMaxLen = 100000
+
+// redisSide is checkout's L1 state in Redis: the checkout hashes (state machine fast
+// path), per-cart checkout locks, idempotency records and the order events stream. Only
+// this file talks to go-redis.
+type redisSide struct {
+	rdb   redis.UniversalClient
+	space rkey.Space
+
+	transition, confirm, load, idemBegin, idemFinish, unlock *redis.Script
+}
+
+func newRedisSide(rdb redis.UniversalClient, space rkey.Space) *redisSide {
+	s := func(name string) *redis.Script { return redis.NewScript(lua.Source(name)) }
+	return &redisSide{rdb: rdb, space: space, transition: s("transition"), confirm: s("chk_confirm"),
+		load: s("chk_load"), idemBegin: s("idem_begin"), idemFinish: s("idem_finish"), unlock: s("unlock")}
+}
+
+// loadScripts loads every script (on every master in Cluster).
+func (r *redisSide) loadScripts(ctx context.Context) error {
+	scripts := []*redis.Script{r.transition, r.confirm, r.load, r.idemBegin, r.idemFinish, r.unlock}
+	load := func(ctx context.Context, c *redis.Client) error {
+		for _, sc := range scripts {
+			if err := sc.Load(ctx, c).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	switch c := r.rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, load)
+	case *redis.Client:
+		err = load(ctx, c)
+	}
+	if err != nil {
+		return fmt.Errorf("checkout: load scripts: %w", err)
+	}
+	return nil
+}
+
+func (r *redisSide) chkKey(id uuid.UUID) string { return r.space.Key("chk:{", id.String(), "}") }
+
+func (r *redisSide) lockKey(cartKey string) string { return r.space.Key("lock:{", cartKey, "}") }
+
+// idemKey is the record of an idempotency key: scope (route), caller and key are hashes
+// or fixed names, so no caller-chosen byte reaches the key (braces would break the tag).
+func (r *redisSide) idemKey(scope, caller, key string) string {
+	return r.space.Key("idem:{", scope, ":", caller, ":", key, "}")
+}
+
+func (r *redisSide) streamKey() string { return r.space.Key("events:orders") }
+
+type claimResult struct {
+	code    int64
+	state   State
+	version int64
+}
+
+// claim runs transition.lua: the Redis compare-and-set from → to.
+// expect is the version the caller saw.
+func (r *redisSide) claim(ctx context.Context, id uuid.UUID, from, to State, expect int64, lease, ttl time.Duration) (claimResult, error) {
+	v, err := r.transition.Run(ctx, r.rdb, []string{r.chkKey(id)}, string(from), string(to),
+		lease.Milliseconds(), ttl.Milliseconds(), expect).Slice()
+	if err != nil {
+		return claimResult{}, fmt.Errorf("checkout %s: transition: %w", id, err)
+	}
+	if len(v) != 3 {
+		return claimResult{}, fmt.Errorf("checkout %s: transition: unexpected reply %v", id, v)
+	}
+	code, _ := v[0].(int64)
+	st, _ := v[1].(string)
+	ver, _ := v[2].(int64)
+	return claimResult{code: code, state: State(st), version: ver}, nil
+}
+
+// confirmClaim marks the claim that produced version as confirmed.
+func (r *redisSide) confirmClaim(ctx context.Context, id uuid.UUID, version int64) error {
+	if err := r.confirm.Run(ctx, r.rdb, []string{r.chkKey(id)}, version).Err(); err != nil {
+		return fmt.Errorf("checkout %s: confirm: %w", id, err)
+	}
+	return nil
+}
+
+// loadHash writes the PostgreSQL row's state and version over the hash (see chk_load.lua);
+// claim is the caller's own pending claim to undo, 0 for none.
+func (r *redisSide) loadHash(ctx context.Context, id uuid.UUID, st State, version, claim int64, lease, ttl time.Duration) error {
+	err := r.load.Run(ctx, r.rdb, []string{r.chkKey(id)}, string(st), version, claim,
+		lease.Milliseconds(), ttl.Milliseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("checkout %s: load: %w", id, err)
+	}
+	return nil
+}
+
+// peek reads the hash's state without changing it (exists is false when it is missing).
+func (r *redisSide) peek(ctx context.Context, id uuid.UUID) (st State, pending, exists bool, err error) {
+	v, err := r.rdb.HMGet(ctx, r.chkKey(id), "state", "pending").Result()
+	if err != nil {
+		return "", false, false, fmt.Errorf("checkout %s: read state: %w", id, err)
+	}
+	s, ok := v[0].(string)
+	if !ok {
+		return "", false, false, nil
+	}
+	p, _ := v[1].(string)
+	return State(s), p == "1", true, nil
+}
+
+func randomToken() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// lock takes the per-cart checkout lock; ok is false when someone else holds it.
+func (r *redisSide) lock(ctx context.Context, cartKey string, ttl time.Duration) (token string, ok bool, err error) {
+	token, err = randomToken()
+	if err != nil {
+		return "", false, err
+	}
+	ok, err = r.rdb.SetNX(ctx, r.lockKey(cartKey), token, ttl).Result()
+	if err != nil {
+		return "", false, fmt.Errorf("checkout lock: %w", err)
+	}
+	return token, ok, nil
+}
+
+// unlockCart releases the lock if token still holds it (compare-and-delete).
+func (r *redisSide) unlockCart(ctx context.Context, cartKey, token string) error {
+	if err := r.unlock.Run(ctx, r.rdb, []string{r.lockKey(cartKey)}, token).Err(); err != nil {
+		return fmt.Errorf("checkout unlock: %w", err)
+	}
+	return nil
+}
+
+// Outcomes of idemBegin.
+const (
+	idemBegun    = "BEGIN"
+	idemInFlight = "IN_FLIGHT"
+	idemMismatch = "MISMATCH"
+	idemDone     = "DONE"
+)
+
+type idemResult struct {
+	outcome string
+	status  int
+	body    []byte
+}
+
+func (r *redisSide) idemStart(ctx context.Context, key, fp, owner string, inFlight time.Duration) (idemResult, error) {
+	v, err := r.idemBegin.Run(ctx, r.rdb, []string{key}, fp, owner, inFlight.Milliseconds()).Slice()
+	if err != nil {
+		return idemResult{}, fmt.Errorf("idempotency begin: %w", err)
+	}
+	if len(v) == 0 {
+		return idemResult{}, errors.New("idempotency begin: empty reply")
+	}
+	res := idemResult{}
+	res.outcome, _ = v[0].(string)
+	if res.outcome == idemDone {
+		if len(v) != 3 {
+			return idemResult{}, fmt.Errorf("idempotency begin: unexpected reply %v", v)
+		}
+		s, _ := v[1].(string)
+		b, _ := v[2].(string)
+		if res.status, err = strconv.Atoi(s); err != nil {
+			return idemResult{}, fmt.Errorf("idempotency begin: bad stored status %q", s)
+		}
+		res.body = []byte(b)
+	}
+	return res, nil
+}
+
+func (r *redisSide) idemStore(ctx context.Context, key, owner string, status int, body []byte, ttl time.Duration) error {
+	err := r.idemFinish.Run(ctx, r.rdb, []string{key}, owner, "store", status, body, ttl.Milliseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("idempotency store: %w", err)
+	}
+	return nil
+}
+
+func (r *redisSide) idemAbort(ctx context.Context, key, owner string) error {
+	if err := r.idemFinish.Run(ctx, r.rdb, []string{key}, owner, "abort", 0, "", 0).Err(); err != nil {
+		return fmt.Errorf("idempotency abort: %w", err)
+	}
+	return nil
+}
+
+// publish appends events to the order events stream, one XADD each, pipelined.
+func (r *redisSide) publish(ctx context.Context, events []outboxEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	pipe := r.rdb.Pipeline()
+	for _, e := range events {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.streamKey(), MaxLen: streamMaxLen, Approx: true,
+			Values: []any{"id", e.ID.String(), "topic", e.Topic, "aggregate_id", e.AggregateID,
+				"payload", string(e.Payload)}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("publish order events: %w", err)
+	}
+	return nil
+}
