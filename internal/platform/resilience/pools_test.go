@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -37,4 +38,27 @@ commerce_redis_pool_conns 1
 			t.Fatalf("hits %v after 5 sequential commands on one connection, want >= 4", mf.GetMetric()[0].GetCounter().GetValue())
 		}
 	}
+}
+
+func TestDependencyCollector(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rdb := srv.Client()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewDependencyCollector(map[string]Probe{
+		"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	}, 200*time.Millisecond))
+	want := func(up string) {
+		t.Helper()
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP commerce_dependency_up Whether the dependency answered a ping at scrape time (1) or not (0).
+# TYPE commerce_dependency_up gauge
+commerce_dependency_up{dependency="redis"} `+up+"\n"), "commerce_dependency_up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("1")
+	srv.Kill()
+	want("0")
+	srv.Start()
+	want("1")
 }
