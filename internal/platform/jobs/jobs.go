@@ -123,7 +123,7 @@ func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prom
 		log = slog.New(slog.DiscardHandler)
 	}
 	cl := cronLogger{log}
-	parser := cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	parser := newParser()
 	s := &Scheduler{
 		rdb: rdb, space: space, log: log, parser: parser,
 		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser), cron.WithLogger(cl),
@@ -181,8 +181,14 @@ func (s *Scheduler) Add(name, spec string, timeout time.Duration, fn func(ctx co
 	return nil
 }
 
+func newParser() cron.Parser {
+	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
+
 // parse parses spec in UTC (unless it names its zone) and aligns "@every" schedules.
-func (s *Scheduler) parse(spec string) (cron.Schedule, error) {
+func (s *Scheduler) parse(spec string) (cron.Schedule, error) { return parseSpec(s.parser, spec) }
+
+func parseSpec(parser cron.Parser, spec string) (cron.Schedule, error) {
 	spec = strings.TrimSpace(spec)
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
 		if !strings.Contains(spec, " ") {
@@ -191,7 +197,7 @@ func (s *Scheduler) parse(spec string) (cron.Schedule, error) {
 	} else if spec != "" {
 		spec = "CRON_TZ=UTC " + spec
 	}
-	sched, err := s.parser.Parse(spec)
+	sched, err := parser.Parse(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -396,6 +402,17 @@ func (s *tickSchedule) tickAt(now time.Time) time.Time {
 type alignedEvery struct{ d time.Duration }
 
 func (e alignedEvery) Next(t time.Time) time.Time { return t.Truncate(e.d).Add(e.d) }
+
+// Period returns the interval between two consecutive activations of spec after now
+// (for a spec with a regular period, its period), e.g. to size a cache TTL from a warm
+// schedule. Errors: a bad spec.
+func Period(spec string) (time.Duration, error) {
+	sched, err := parseSpec(newParser(), spec)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: spec %q: %w", spec, err)
+	}
+	return period(sched), nil
+}
 
 // period estimates a schedule's period from two consecutive activations.
 func period(s cron.Schedule) time.Duration {

@@ -295,8 +295,14 @@ func TestSchedulesAreAligned(t *testing.T) {
 	if got := sched.Next(from); !got.Equal(time.Date(2026, 1, 1, 6, 0, 0, 0, time.UTC)) {
 		t.Fatalf("0 */6 * * * after %s → %s", from, got)
 	}
-	if p := period(sched); p != 6*time.Hour {
-		t.Fatalf("period %v", p)
+	for spec, want := range map[string]time.Duration{"0 */6 * * *": 6 * time.Hour, "0 */2 * * *": 2 * time.Hour,
+		"@every 90s": 90 * time.Second, "*/5 * * * * *": 5 * time.Second} {
+		if p, err := Period(spec); err != nil || p != want {
+			t.Fatalf("Period(%q) = %v, %v; want %v", spec, p, err, want)
+		}
+	}
+	if _, err := Period("nonsense"); err == nil {
+		t.Fatal("Period of a bad spec")
 	}
 	// tickAt names the scheduled instant even when the run starts late.
 	ts := &tickSchedule{inner: sched}
