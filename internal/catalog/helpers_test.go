@@ -131,8 +131,10 @@ func (in *instance) do(t testing.TB, method, path, body string) *httptest.Respon
 	return rec
 }
 
-func (in *instance) stat(cache string) cachestats.Stat {
-	for _, s := range in.stats.Snapshot() {
+func (in *instance) stat(cache string) cachestats.Stat { return statOf(in.stats, cache) }
+
+func statOf(r *cachestats.Registry, cache string) cachestats.Stat {
+	for _, s := range r.Snapshot() {
 		if s.Cache == cache {
 			return s
 		}
