@@ -1,0 +1,145 @@
+// Package adapters fits the inventory, cart, catalog and discount services to the small
+// interfaces the checkout package declares (checkout.Inventory, Carts, Catalog,
+// Pricing), translating their types and sentinel errors. The wiring and the checkout
+// integration tests use the same adapters.
+package adapters
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"commerce/internal/cart"
+	"commerce/internal/catalog"
+	"commerce/internal/checkout"
+	"commerce/internal/discount"
+	"commerce/internal/platform/money"
+)
+
+// VariantSource is what the catalog offers (catalog.Cache, catalog.Service).
+type VariantSource interface {
+	Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]catalog.VariantInfo, error)
+}
+
+// Catalog adapts a VariantSource to checkout.Catalog.
+type Catalog struct{ Src VariantSource }
+
+var _ checkout.Catalog = Catalog{}
+
+// Variants returns the variants as checkout sees them.
+func (a Catalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]checkout.VariantInfo, error) {
+	vs, err := a.Src.Variants(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]checkout.VariantInfo, len(vs))
+	for id, v := range vs {
+		out[id] = checkout.VariantInfo(v)
+	}
+	return out, nil
+}
+
+// CartCatalog adapts a VariantSource to cart.Catalog.
+type CartCatalog struct{ Src VariantSource }
+
+var _ cart.Catalog = CartCatalog{}
+
+// Variants returns the variants as the cart sees them.
+func (a CartCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]cart.VariantInfo, error) {
+	vs, err := a.Src.Variants(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]cart.VariantInfo, len(vs))
+	for id, v := range vs {
+		out[id] = cart.VariantInfo(v)
+	}
+	return out, nil
+}
+
+// Carts adapts *cart.Service to checkout.Carts.
+type Carts struct{ S *cart.Service }
+
+var _ checkout.Carts = Carts{}
+
+func cartOwner(o checkout.Owner) cart.Owner { return cart.Owner{Type: o.Type, ID: o.ID} }
+
+// Freeze freezes the cart; cart.ErrEmpty becomes checkout.ErrCartEmpty and
+// *cart.LockedError a *checkout.CartLockedError.
+func (a Carts) Freeze(ctx context.Context, o checkout.Owner, checkoutID string) (checkout.CartSnapshot, error) {
+	snap, err := a.S.Freeze(ctx, cartOwner(o), checkoutID)
+	var le *cart.LockedError
+	switch {
+	case errors.As(err, &le):
+		return checkout.CartSnapshot{}, &checkout.CartLockedError{CheckoutID: le.CheckoutID}
+	case errors.Is(err, cart.ErrEmpty):
+		return checkout.CartSnapshot{}, checkout.ErrCartEmpty
+	case errors.Is(err, cart.ErrInvalidOwner):
+		return checkout.CartSnapshot{}, checkout.ErrInvalidOwner
+	case err != nil:
+		return checkout.CartSnapshot{}, err
+	}
+	out := checkout.CartSnapshot{Coupon: snap.Coupon, Lines: make([]checkout.StockLine, len(snap.Lines))}
+	for i, l := range snap.Lines {
+		out.Lines[i] = checkout.StockLine{VariantID: l.VariantID, Quantity: l.Quantity}
+	}
+	return out, nil
+}
+
+// Unfreeze unlocks the cart if checkoutID holds it.
+func (a Carts) Unfreeze(ctx context.Context, o checkout.Owner, checkoutID string) error {
+	return a.S.Unfreeze(ctx, cartOwner(o), checkoutID)
+}
+
+// ClearFor empties the cart after checkoutID's order.
+func (a Carts) ClearFor(ctx context.Context, o checkout.Owner, checkoutID string) error {
+	return a.S.ClearFor(ctx, cartOwner(o), checkoutID)
+}
+
+// RulesetLoader is what the discount rules offer (discount.Cache, discount.Store).
+type RulesetLoader interface {
+	Load(ctx context.Context) (discount.Ruleset, error)
+}
+
+// Pricing adapts the discount engine and a ruleset source to checkout.Pricing. Now is
+// the clock rules are evaluated at (time.Now when nil).
+type Pricing struct {
+	Rules RulesetLoader
+	Now   func() time.Time
+}
+
+var _ checkout.Pricing = Pricing{}
+
+// Price prices the lines with the current ruleset; a coupon that does not apply is
+// ignored by the engine.
+func (p Pricing) Price(ctx context.Context, lines []checkout.PriceLine, coupon, currency string) (checkout.Priced, error) {
+	rs, err := p.Rules.Load(ctx)
+	if err != nil {
+		return checkout.Priced{}, err
+	}
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	dl := make([]discount.Line, len(lines))
+	for i, l := range lines {
+		dl[i] = discount.Line{VariantID: l.VariantID, ProductID: l.ProductID, Category: l.Category, SKU: l.SKU,
+			Name: l.Name, Quantity: l.Quantity, UnitPrice: l.UnitPrice}
+	}
+	pr, err := discount.Price(rs, dl, coupon, currency, now)
+	if err != nil {
+		return checkout.Priced{}, err
+	}
+	out := checkout.Priced{Subtotal: pr.Subtotal, DiscountTotal: pr.DiscountTotal, Total: pr.Total,
+		RulesetVersion: pr.RulesetVersion, LineDiscounts: make([]money.Money, len(pr.Lines)),
+		Applied: make([]checkout.AppliedDiscount, len(pr.Applied))}
+	for i, l := range pr.Lines {
+		out.LineDiscounts[i] = l.Discount
+	}
+	for i, a := range pr.Applied {
+		out.Applied[i] = checkout.AppliedDiscount{ID: a.RuleID, Name: a.Name, Code: a.Code, Amount: a.Amount}
+	}
+	return out, nil
+}

@@ -1,0 +1,144 @@
+package checkout
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"commerce/internal/platform/testenv"
+)
+
+func TestTransitionScript(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	r := newRedisSide(rdb, space)
+	ctx := context.Background()
+	id := uuid.New()
+	const lease, ttl = time.Minute, time.Hour
+
+	claim := func(from, to State, expect int64, lease time.Duration) claimResult {
+		t.Helper()
+		res, err := r.claim(ctx, id, from, to, expect, lease, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	want := func(got claimResult, code int64, st State, v int64) {
+		t.Helper()
+		if got.code != code || got.state != st || got.version != v {
+			t.Fatalf("claim = %+v, want code %d state %s version %d", got, code, st, v)
+		}
+	}
+	load := func(st State, v, own int64, lease time.Duration) {
+		t.Helper()
+		if err := r.loadHash(ctx, id, st, v, own, lease, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peek := func(st State, pending bool) {
+		t.Helper()
+		got, p, ok, err := r.peek(ctx, id)
+		if err != nil || !ok || got != st || p != pending {
+			t.Fatalf("hash = %s pending %v exists %v err %v, want %s pending %v", got, p, ok, err, st, pending)
+		}
+	}
+
+	// A missing hash must be loaded from PostgreSQL before any claim.
+	if res := claim(StateReserving, StateAwaitingPayment, 1, lease); res.code != claimLoadRequired {
+		t.Fatalf("claim on a missing hash = %+v, want LOAD_REQUIRED", res)
+	}
+	load(StateReserving, 1, 0, lease)
+	want(claim(StateReserving, StateAwaitingPayment, 1, lease), claimOK, StateAwaitingPayment, 2)
+	peek(StateAwaitingPayment, true)
+	// While the claim is pending, nobody else may claim anything.
+	want(claim(StateAwaitingPayment, StateCompleting, 2, lease), claimBusy, StateAwaitingPayment, 2)
+	// A load of an older row does not undo someone else's live claim.
+	load(StateReserving, 1, 0, lease)
+	peek(StateAwaitingPayment, true)
+	if err := r.confirmClaim(ctx, id, 2); err != nil {
+		t.Fatal(err)
+	}
+	peek(StateAwaitingPayment, false)
+	// Wrong version or wrong state: mismatch, nothing written.
+	want(claim(StateAwaitingPayment, StateCompleting, 1, lease), claimMismatch, StateAwaitingPayment, 2)
+	want(claim(StateReserving, StateCancelled, 2, lease), claimMismatch, StateAwaitingPayment, 2)
+	// A failed PostgreSQL half: the claimer reloads the row over its own claim.
+	want(claim(StateAwaitingPayment, StateCompleting, 2, lease), claimOK, StateCompleting, 3)
+	load(StateAwaitingPayment, 2, 3, lease)
+	peek(StateAwaitingPayment, false)
+	// A claim older than the lease (a crashed claimer) makes the hash stale.
+	want(claim(StateAwaitingPayment, StateCompleting, 2, lease), claimOK, StateCompleting, 3)
+	if res := claim(StateCompleting, StateCompleted, 3, 0); res.code != claimLoadRequired {
+		t.Fatalf("claim over a dead claim = %+v, want LOAD_REQUIRED", res)
+	}
+	load(StateCompleting, 3, 0, 0) // PostgreSQL had the completing transition
+	peek(StateCompleting, false)
+	// Loads are monotonic over confirmed state.
+	load(StateAwaitingPayment, 2, 0, lease)
+	peek(StateCompleting, false)
+	load(StateCompleted, 4, 0, lease)
+	peek(StateCompleted, false)
+	// Confirming a version the hash does not hold changes nothing.
+	if err := r.confirmClaim(ctx, id, 9); err != nil {
+		t.Fatal(err)
+	}
+	peek(StateCompleted, false)
+}
+
+func TestIdempotencyScripts(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	r := newRedisSide(rdb, space)
+	ctx := context.Background()
+	key := r.idemKey("scope", "caller", "key")
+	start := func(fp, owner string) idemResult {
+		t.Helper()
+		res, err := r.idemStart(ctx, key, fp, owner, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := start("fp1", "a"); res.outcome != idemBegun {
+		t.Fatalf("first begin = %+v", res)
+	}
+	if res := start("fp1", "b"); res.outcome != idemInFlight {
+		t.Fatalf("begin while in flight = %+v", res)
+	}
+	if res := start("fp2", "b"); res.outcome != idemInFlight {
+		t.Fatalf("begin of another body while in flight = %+v", res)
+	}
+	// Only the owner may finish it.
+	if err := r.idemAbort(ctx, key, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if res := start("fp1", "c"); res.outcome != idemInFlight {
+		t.Fatalf("a stranger's abort ended the record: %+v", res)
+	}
+	body := []byte("{\"id\":\"x\"}\n\x00\xff")
+	if err := r.idemStore(ctx, key, "a", 201, body, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	res := start("fp1", "d")
+	if res.outcome != idemDone || res.status != 201 || string(res.body) != string(body) {
+		t.Fatalf("replay = %+v", res)
+	}
+	if res := start("fp2", "d"); res.outcome != idemMismatch {
+		t.Fatalf("other body = %+v", res)
+	}
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl < 59*time.Minute {
+		t.Fatalf("stored record TTL %v, want the response TTL", ttl)
+	}
+	// Abort deletes an in-flight record so a retry starts afresh.
+	key2 := r.idemKey("scope", "caller", "key2")
+	if res, _ := r.idemStart(ctx, key2, "fp", "o", time.Minute); res.outcome != idemBegun {
+		t.Fatal(res)
+	}
+	if err := r.idemAbort(ctx, key2, "o"); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := r.idemStart(ctx, key2, "fp", "p", time.Minute); res.outcome != idemBegun {
+		t.Fatalf("begin after abort = %+v", res)
+	}
+}
