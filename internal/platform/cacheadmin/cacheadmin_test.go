@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
+	"commerce/internal/catalog"
 	"commerce/internal/discount"
 	"commerce/internal/platform/cachestats"
 	"commerce/internal/platform/httpx"
@@ -321,4 +322,71 @@ func TestSlowlog(t *testing.T) {
 	if got := truncateArgs(make([]string, 40)); len(got) != maxArgs+1 || !strings.Contains(got[maxArgs], "8 more") {
 		t.Fatalf("truncateArgs of 40: %d, %q", len(got), got[len(got)-1])
 	}
+}
+
+// productStats reads tier L2 cache "product" from the stats route.
+func productStats(t *testing.T, e *echo.Echo) (hits, misses float64) {
+	t.Helper()
+	status, body := do(t, e, "GET", "/admin/cache/stats", "")
+	if status != 200 {
+		t.Fatalf("stats: %d %v", status, body)
+	}
+	l2, _ := body["tiers"].(map[string]any)["L2"].(map[string]any)
+	if l2 == nil {
+		return 0, 0
+	}
+	p, _ := l2["caches"].(map[string]any)["product"].(map[string]any)
+	if p == nil {
+		return 0, 0
+	}
+	return p["hits"].(float64), p["misses"].(float64)
+}
+
+// TestWarmThenEveryActiveProductIsAHit (must show): after POST /admin/cache/warm on a cold
+// cache, GET /v1/products/{id} of every active product is a cache hit, as the stats route
+// reports.
+func TestWarmThenEveryActiveProductIsAHit(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := testenv.DB(t)
+	rdb, space := testenv.Redis(t)
+	stats := cachestats.New(nil)
+	cstore := catalog.NewStore(pool, "USD")
+	csvc := catalog.NewService(cstore, catalog.NewCache(cstore, rdb, space, time.Hour, stats))
+	if n, err := catalog.Seed(ctx, csvc); err != nil || n == 0 {
+		t.Fatalf("seed catalog: %d %v", n, err)
+	}
+	dstore := discount.NewStore(pool)
+	dsvc := discount.NewService(dstore, discount.NewCache(rdb, space, dstore, stats, discount.CacheOptions{}), nil, nil)
+	e := newServer(New(rdb, space, stats, map[string]func(context.Context) (int64, error){
+		"products": func(ctx context.Context) (int64, error) {
+			n, err := csvc.Warm(ctx)
+			return int64(n), err
+		},
+		"discounts": dsvc.Warm,
+	}))
+	catalog.NewHandler(csvc).Register(e.Group("/v1"), e.Group("/admin"))
+
+	// Cold: nothing of the catalog cached.
+	if status, body := do(t, e, "DELETE", "/admin/cache?namespace=product", ""); status != 200 {
+		t.Fatalf("purge: %d %v", status, body)
+	}
+	ids, err := cstore.AllActiveIDs(ctx)
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("active ids: %d %v", len(ids), err)
+	}
+	status, body := do(t, e, "POST", "/admin/cache/warm", `{}`)
+	if status != 200 || body["products"] != float64(len(ids)) {
+		t.Fatalf("warm: %d %v, want %d products", status, body, len(ids))
+	}
+	hits0, misses0 := productStats(t, e)
+	for _, id := range ids {
+		if status, body := do(t, e, "GET", "/v1/products/"+id.String(), ""); status != 200 || body["id"] != id.String() {
+			t.Fatalf("GET product %s: %d %v", id, status, body)
+		}
+	}
+	hits, misses := productStats(t, e)
+	if hits-hits0 != float64(len(ids)) || misses != misses0 {
+		t.Fatalf("%d GETs after a warm: %v hits, %v misses", len(ids), hits-hits0, misses-misses0)
+	}
+	t.Logf("%d active products, all hits after the warm (L2 product hits %v, misses %v)", len(ids), hits, misses)
 }
