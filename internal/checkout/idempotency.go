@@ -63,7 +63,7 @@ func hash(parts ...string) string {
 // an IdemRequest to finish, or the stored response of the first request with this key.
 // The Redis key is <space>idem:{<scope>:<hash of caller>:<hash of key>}; the record lives
 // IdemInFlightTTL while running, IdemTTL once stored. Errors: ErrIdempotencyKey,
-// ErrIdempotencyInUse, ErrIdempotencyReused, Redis failures (unavailable).
+// ErrIdempotencyInUse, ErrIdempotencyReused, Redis failures.
 func (s *Service) BeginIdempotent(ctx context.Context, scope string, caller Owner, key string, fingerprint string) (*IdemRequest, *StoredResponse, error) {
 	if !ValidIdempotencyKey(key) {
 		return nil, nil, ErrIdempotencyKey
@@ -75,7 +75,7 @@ func (s *Service) BeginIdempotent(ctx context.Context, scope string, caller Owne
 	rk := s.r.idemKey(scope, hash(string(caller.Type), caller.ID)[:32], hash(key))
 	res, err := s.r.idemStart(ctx, rk, hash(fingerprint), owner, s.opts.IdemInFlightTTL)
 	if err != nil {
-		return nil, nil, unavailable(err)
+		return nil, nil, err
 	}
 	switch res.outcome {
 	case idemBegun:

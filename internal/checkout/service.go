@@ -154,12 +154,12 @@ func (s *Service) transition(ctx context.Context, id uuid.UUID, from, to State, 
 	for attempt := 0; ; attempt++ {
 		res, err := s.r.claim(ctx, id, from, to, expect, s.opts.ClaimLease, s.hashTTL)
 		if err != nil {
-			return 0, unavailable(err)
+			return 0, err
 		}
 		switch res.code {
 		case claimLoadRequired:
 			if attempt >= 3 {
-				return 0, unavailable(fmt.Errorf("checkout %s: state hash keeps missing", id))
+				return 0, fmt.Errorf("checkout %s: state hash keeps missing", id)
 			}
 			if _, err := s.reload(ctx, id, 0); err != nil {
 				return 0, err
@@ -210,7 +210,7 @@ func (s *Service) reload(ctx context.Context, id uuid.UUID, claim int64) (Checko
 		return Checkout{}, err
 	}
 	if err := s.r.loadHash(ctx, id, c.State, c.Version, claim, s.opts.ClaimLease, s.hashTTL); err != nil {
-		return c, unavailable(err)
+		return c, err
 	}
 	return c, nil
 }
@@ -261,7 +261,7 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 	cartKey := owner.CartKey()
 	token, ok, err := s.r.lock(ctx, cartKey, s.opts.LockTTL)
 	if err != nil {
-		return Checkout{}, false, unavailable(err)
+		return Checkout{}, false, err
 	}
 	if !ok {
 		s.m.created.WithLabelValues("in_progress").Inc()
@@ -384,10 +384,7 @@ func (s *Service) create(ctx context.Context, owner Owner, email string) (Checko
 
 	if err := s.inv.Reserve(ctx, id.String(), stockLines(c.Lines), s.opts.HoldTTL); err != nil {
 		s.abandon(ctx, c, !errors.Is(err, ErrInsufficientStock))
-		if errors.Is(err, ErrInsufficientStock) {
-			return Checkout{}, err
-		}
-		return Checkout{}, unavailable(err)
+		return Checkout{}, err
 	}
 	intent, err := s.pay.CreateIntent(ctx, id, c.Total)
 	if err != nil {
@@ -634,7 +631,7 @@ func (s *Service) wait(ctx context.Context, id uuid.UUID, deadline time.Time) er
 	for {
 		st, pending, exists, err := s.r.peek(ctx, id)
 		if err != nil {
-			return unavailable(err)
+			return err
 		}
 		if !exists || (!pending && st != StateCompleting && st != StateReserving) {
 			return nil
@@ -718,23 +715,27 @@ func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrHoldMissing) {
-			// Still missing after retaking them: give up like an expiry.
+		var se *stateError
+		switch {
+		case errors.Is(err, ErrHoldMissing):
+			// Still missing right after retaking them: give up like an expiry.
+			s.log.Error("checkout: payment succeeded but the holds cannot be kept; the intent must be refunded",
+				slog.String("checkout", c.ID.String()), slog.String("payment_intent", c.PaymentIntentID))
 			if _, ferr := s.finish(ctx, c, StateExpired, change{}); ferr != nil {
 				s.log.Warn("checkout: expire", slog.String("checkout", c.ID.String()), slog.String("error", ferr.Error()))
 			}
 			return Completion{}, ErrExpired
-		}
-		var se *stateError
-		if errors.As(err, &se) || errors.Is(err, errStale) {
-			// Fenced: recovery or an expiry moved the checkout on; report what it is now.
+		case errors.As(err, &se) || errors.Is(err, errStale):
+			// Fenced: recovery or an expiry moved the checkout on; answer from what it is now.
 			now, gerr := s.st.get(ctx, c.ID)
 			if gerr != nil {
 				return Completion{}, gerr
 			}
 			return s.complete(ctx, now, token)
 		}
-		return Completion{}, err
+		// Not sold (or, if the outcome is unknown, the version fences it): the checkout
+		// is payable again; the payment already went through and is not asked for twice.
+		return Completion{}, s.backToAwaiting(ctx, c, err)
 	}
 	s.at(hookAfterConfirm)
 	s.m.orders.Inc()
@@ -746,12 +747,11 @@ func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion
 	return s.completion(ctx, c)
 }
 
-// retake releases whatever is left of c's holds and reserves its lines again for
-// HoldTTL. When stock no longer allows, c (completing) expires and ErrExpired is returned.
+// retake reserves c's lines again for HoldTTL (a reserve by the same holder replaces
+// what is left of its holds, so stock is never exposed in between). When stock no longer
+// allows, c (completing) expires and ErrExpired is returned; on other failures c goes
+// back to awaiting_payment.
 func (s *Service) retake(ctx context.Context, c Checkout) error {
-	if _, err := s.inv.Release(ctx, c.ID.String(), variantIDs(c.Lines)); err != nil {
-		return s.backToAwaiting(ctx, c, unavailable(err))
-	}
 	if err := s.st.setHoldsExpiry(ctx, c.ID, s.opts.HoldTTL); err != nil {
 		return s.backToAwaiting(ctx, c, err)
 	}
@@ -761,7 +761,7 @@ func (s *Service) retake(ctx context.Context, c Checkout) error {
 		return nil
 	}
 	if !errors.Is(err, ErrInsufficientStock) {
-		return s.backToAwaiting(ctx, c, unavailable(err))
+		return s.backToAwaiting(ctx, c, err)
 	}
 	if _, ferr := s.finish(ctx, c, StateExpired, change{}); ferr != nil {
 		s.log.Warn("checkout: expire", slog.String("checkout", c.ID.String()), slog.String("error", ferr.Error()))
@@ -917,9 +917,7 @@ func (s *Service) Recover(ctx context.Context) (RecoverStats, error) {
 			if _, err = s.transition(ctx, c.ID, StateCompleting, StateAwaitingPayment, c.Version,
 				s.cas(c.ID, StateCompleting, StateAwaitingPayment, change{holdsLapsed: true})); err == nil {
 				st.Reverted++
-				if _, err = s.inv.Release(ctx, c.ID.String(), variantIDs(c.Lines)); err != nil {
-					err = unavailable(err)
-				}
+				_, err = s.inv.Release(ctx, c.ID.String(), variantIDs(c.Lines))
 			}
 		}
 		var se *stateError
@@ -950,7 +948,7 @@ func (s *Service) RelayOutbox(ctx context.Context) (int, error) {
 		n += k
 		s.m.published.Add(float64(k))
 		if err != nil {
-			return n, unavailable(err)
+			return n, err
 		}
 		if k < batch {
 			break
