@@ -251,6 +251,9 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) error {
 
 // runTick is what cron calls: claim this tick, then run.
 func (s *Scheduler) runTick(j *job) {
+	if s.base.Err() != nil {
+		return // stopping
+	}
 	tick := j.sched.tickAt(time.Now())
 	token := newToken()
 	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
