@@ -473,3 +473,27 @@ func TestBundleRoundTrip(t *testing.T) {
 		t.Fatalf("round trip:\n in %+v\nout %+v", in, out)
 	}
 }
+
+// BenchmarkCacheLoad: a read within LocalTTL (no I/O) and a read that checks the pointer
+// (one GET) on an unchanged version.
+func BenchmarkCacheLoad(b *testing.B) {
+	ctx := context.Background()
+	rdb, space := testenv.Redis(b)
+	for _, tc := range []struct {
+		name     string
+		localTTL time.Duration
+	}{{"local", time.Hour}, {"pointerGET", -1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := NewCache(rdb, space, staticLoader{versionedRules(3)}, cachestats.New(nil), CacheOptions{LocalTTL: tc.localTTL})
+			if _, err := c.Warm(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.Load(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
