@@ -552,14 +552,15 @@ func TestChaosRedisKilledUnderReservationLoad(t *testing.T) {
 }
 
 // TestChaosLostReplyAfterReservation: toxiproxy's limit_data cuts Redis's replies after
-// K bytes, for K swept across everything a checkout reads from Redis, so that among the
-// cuts are replies lost after the reservation script ran (Redis applied it, the service
-// never heard). Whatever the cut, the service answers 503 or a contract 4xx (never 500),
-// a retry of the checkout with its idempotency key settles it, and after a reconcile
-// there is no drift and no unit is sold twice.
+// K bytes, for K swept across everything a request reads from Redis, so that among the
+// cuts are replies lost after a script ran (Redis applied it, the service never heard;
+// go-redis may even have sent it again on a new connection). Whatever the cut, the
+// service answers 503 or a contract 4xx, never 500. Checkouts: a retry with the same
+// idempotency key settles each one, and after a reconcile there is no drift and no unit
+// is sold twice. Cart adds: one request never adds its quantity twice.
 func TestChaosLostReplyAfterReservation(t *testing.T) {
 	e := newChaosEnv(t, chaosOpts{redisProxy: true, mutate: func(c *Config) { c.RedisPoolSize = 1 }})
-	e.requireRoutes(checkoutRoutes...)
+	e.requireRoutes(append(checkoutRoutes, "GET /v1/cart")...)
 	const stock = 1000
 	_, variant := e.createProduct(stock)
 	direct := e.redis.Client()
@@ -575,39 +576,55 @@ func TestChaosLostReplyAfterReservation(t *testing.T) {
 		t.Fatal("no total_net_output_bytes in INFO")
 		return 0
 	}
-
-	// How many bytes does one checkout read from Redis? (INFO's own reply is subtracted.)
-	s := &shop{e: e}
-	s.newSession()
-	s.add(variant, 1)
-	i0 := netOut()
-	before := netOut()
-	infoReply := before - i0
-	if r := s.startCheckout(); r.status != http.StatusCreated {
-		t.Fatalf("checkout: %d %s", r.status, r.body)
+	// replyBytes is how many bytes act reads from Redis (INFO's own reply subtracted).
+	replyBytes := func(act func() answer, want int) int64 {
+		t.Helper()
+		i0 := netOut()
+		before := netOut()
+		if r := act(); r.status != want {
+			t.Fatalf("calibration: %d %s, want %d", r.status, r.body, want)
+		}
+		return netOut() - before - (before - i0)
 	}
-	span := netOut() - before - infoReply
-	if r := s.complete(); r.status != http.StatusOK {
-		t.Fatalf("complete: %d %s", r.status, r.body)
+	// sweep runs act with the replies cut after k bytes, for k across span.
+	sweep := func(span int64, act func(k int64)) (cuts int) {
+		for k := int64(0); k <= span; k += max(1, span/40) {
+			act(k)
+			cuts++
+		}
+		return cuts
 	}
-	confirmed := []string{}
-	step := max(1, span/40)
-	var cuts, unavailable int
-	for k := int64(0); k <= span; k += step {
+	cut := func(k int64, fn func() answer) answer {
+		name := addToxic(t, e.rproxy, fmt.Sprintf(`{"name":"cut","type":"limit_data","stream":"downstream","attributes":{"bytes":%d}}`, k))
+		defer removeToxic(t, e.rproxy, name)
+		return fn()
+	}
+	ready := func(qty int) *shop {
 		s := &shop{e: e}
 		if r := s.newSession(); r.status != http.StatusCreated {
 			t.Fatalf("session: %d %s", r.status, r.body)
 		}
-		if r := s.add(variant, 1); r.status >= 300 {
-			t.Fatalf("cart: %d %s", r.status, r.body)
+		if qty > 0 {
+			if r := s.add(variant, qty); r.status >= 300 {
+				t.Fatalf("cart: %d %s", r.status, r.body)
+			}
 		}
-		name := addToxic(t, e.rproxy, fmt.Sprintf(`{"name":"cut","type":"limit_data","stream":"downstream","attributes":{"bytes":%d}}`, k))
-		r := s.startCheckout()
-		removeToxic(t, e.rproxy, name)
-		cuts++
-		switch r.status {
-		case http.StatusCreated, http.StatusOK:
-		case http.StatusServiceUnavailable:
+		return s
+	}
+
+	// Checkouts (reserve, freeze, lock, idempotency record…).
+	s := ready(1)
+	span := replyBytes(s.startCheckout, http.StatusCreated)
+	r := s.complete()
+	if r.status != http.StatusOK {
+		t.Fatalf("complete: %d %s", r.status, r.body)
+	}
+	confirmed := []string{field(r, "order", "id")}
+	var unavailable int
+	cuts := sweep(span, func(k int64) {
+		s := ready(1)
+		r := cut(k, s.startCheckout)
+		if r.status == http.StatusServiceUnavailable {
 			unavailable++
 			// The storefront retries with the same key until it gets an answer.
 			for i := 0; r.status == http.StatusServiceUnavailable || r.status == http.StatusConflict; i++ {
@@ -617,13 +634,12 @@ func TestChaosLostReplyAfterReservation(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 				r = s.startCheckout()
 			}
-		default:
-			if r.status >= 500 {
-				t.Fatalf("cut at %d bytes: checkout answered %d %s", k, r.status, r.body)
-			}
+		}
+		if r.status >= 500 {
+			t.Fatalf("cut at %d bytes: checkout answered %d %s", k, r.status, r.body)
 		}
 		if s.checkout == "" {
-			continue
+			return
 		}
 		r = s.complete()
 		if r.status >= 500 {
@@ -632,7 +648,7 @@ func TestChaosLostReplyAfterReservation(t *testing.T) {
 		if r.status == http.StatusOK {
 			confirmed = append(confirmed, field(r, "order", "id"))
 		}
-	}
+	})
 	if unavailable == 0 {
 		t.Fatalf("%d cuts and none made a checkout fail: the toxic did not bite", cuts)
 	}
@@ -640,12 +656,53 @@ func TestChaosLostReplyAfterReservation(t *testing.T) {
 		t.Errorf("%d orders confirmed, %d in PostgreSQL", len(confirmed), n)
 	}
 	sold, _ := e.sold(variant)
-	if sold != int64(len(confirmed))+1 {
-		t.Errorf("%d units sold for %d one-unit orders: a unit was sold twice or an order lost", sold, len(confirmed)+1)
+	if sold != int64(len(confirmed)) {
+		t.Errorf("%d units sold for %d one-unit orders: a unit was sold twice or an order lost", sold, len(confirmed))
 	}
 	e.checkNoOversell(variant, stock)
+	t.Logf("checkout: %d cuts over %d reply bytes, %d hit a lost reply, %d orders", cuts, span, unavailable, len(confirmed))
+
+	// Cart adds: one request adds its quantity once, whatever reply is lost.
+	s = ready(0)
+	addSpan := replyBytes(func() answer { return s.add(variant, 1) }, http.StatusOK)
+	var addFailures int
+	cuts = sweep(addSpan, func(k int64) {
+		s := ready(0)
+		r := cut(k, func() answer { return s.add(variant, 1) })
+		if r.status >= 500 && r.status != http.StatusServiceUnavailable {
+			t.Fatalf("cut at %d bytes: add answered %d %s", k, r.status, r.body)
+		}
+		if r.status == http.StatusServiceUnavailable {
+			addFailures++
+		}
+		var got answer
+		for i := 0; ; i++ { // the session's own Redis keys may need a moment after the cut
+			if got = e.send("GET", "/v1/cart", "", sess(s.sid)); got.status != http.StatusServiceUnavailable || i > 50 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		var cart struct {
+			Lines []struct {
+				Quantity int `json:"quantity"`
+			} `json:"lines"`
+		}
+		if err := json.Unmarshal(got.body, &cart); err != nil || got.status != http.StatusOK {
+			t.Fatalf("cut at %d bytes: cart: %d %s", k, got.status, got.body)
+		}
+		qty := 0
+		for _, l := range cart.Lines {
+			qty += l.Quantity
+		}
+		if qty > 1 || (r.status == http.StatusOK && qty != 1) {
+			t.Errorf("cut at %d bytes: add of 1 answered %d and the cart holds %d units", k, r.status, qty)
+		}
+	})
+	if addFailures == 0 {
+		t.Fatalf("%d cuts and no cart add failed: the toxic did not bite", cuts)
+	}
 	e.checkNoScriptLeak()
-	t.Logf("%d cuts over %d reply bytes, %d checkouts hit a lost reply, %d orders", cuts, span, unavailable, len(confirmed)+1)
+	t.Logf("cart add: %d cuts over %d reply bytes, %d answered 503", cuts, addSpan, addFailures)
 }
 
 // TestChaosPostgresDownForTwoSeconds: the PostgreSQL proxy goes away for 2 s while
