@@ -63,6 +63,7 @@ type runner struct {
 
 	healthz, evalBench, evalGo, pgOnly *Result
 	flash, creation, cold, warm        *Result
+	warmPaced                          *Result
 	churn, journey                     *Result
 	churnCarts                         [][]*churnCart
 	flashVariant, creationVariant      uuid.UUID
@@ -404,6 +405,19 @@ func (r *runner) catalogStorm(ctx context.Context) error {
 	}
 	res.Note = "after " + how
 	r.warm = r.scenario(res)
+
+	// The same reads offered at half the closed-loop throughput: the latency a shop sees
+	// when the service is not saturated (a closed loop of 64 clients always is: mean
+	// latency = clients / throughput).
+	l = r.timed(fmt.Sprintf("catalog storm warm, paced at 50 %% (%.0f req/s offered)", r.warm.RPS/2))
+	l.Rate = r.warm.RPS / 2
+	l.Warmup = 0
+	res, err = Drive(ctx, l, productGets(r.env.Client, r.paths, r.opt.Concurrency, 5))
+	if err != nil {
+		return err
+	}
+	res.Note = "open-loop pacing from 64 clients; latency measured from each request's due time"
+	r.warmPaced = r.scenario(res)
 	return nil
 }
 
@@ -580,5 +594,9 @@ func (r *runner) ratios() {
 	if r.warm != nil && r.warm.Requests > 0 {
 		r.rep.Targets = append(r.rep.Targets, Target{Name: fmt.Sprintf("p99 warm product GET (ms, %d clients)", r.warm.Concurrency),
 			Value: r.warm.P99ms, Bound: "< 5 ms", Met: r.warm.P99ms < 5})
+	}
+	if p := r.warmPaced; p != nil && p.Requests > 0 {
+		r.rep.Targets = append(r.rep.Targets, Target{Name: fmt.Sprintf("p99 warm product GET at 50 %% load (ms, %d clients)", p.Concurrency),
+			Value: p.P99ms, Bound: "< 5 ms, informative", Met: p.P99ms < 5})
 	}
 }

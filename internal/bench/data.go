@@ -23,8 +23,8 @@ type Catalog struct {
 }
 
 // CreateProducts inserts n active products with variantsPer variants each, every variant
-// with onHand units in stock, using COPY (three statements in one transaction whatever n
-// is). Slugs and SKUs start with tag, which must be unique within the database.
+// with onHand units in stock and its 'initial' ledger row (as catalog.Store.Create writes
+// them), using COPY: four statements in one transaction whatever n is. Slugs and SKUs start with tag, which must be unique within the database.
 func CreateProducts(ctx context.Context, pool *pgxpool.Pool, tag string, n, variantsPer int, onHand int64, currency string) (Catalog, error) {
 	if n < 1 || variantsPer < 1 {
 		return Catalog{}, fmt.Errorf("bench: need at least one product and one variant")
@@ -33,6 +33,7 @@ func CreateProducts(ctx context.Context, pool *pgxpool.Pool, tag string, n, vari
 	products := make([][]any, 0, n)
 	variants := make([][]any, 0, n*variantsPer)
 	stock := make([][]any, 0, n*variantsPer)
+	ledger := make([][]any, 0, n*variantsPer)
 	desc := strings.Repeat("A well made thing that a shop would sell. ", 4)
 	categories := []string{"shoes", "shirts", "bags", "hats", "socks", "coats", "toys", "books"}
 	for i := range n {
@@ -54,6 +55,7 @@ func CreateProducts(ctx context.Context, pool *pgxpool.Pool, tag string, n, vari
 				fmt.Sprintf("Size %d", 38+v), int64(1000 + (i*37+v*11)%9000), currency,
 				map[string]any{"size": 38 + v}, v})
 			stock = append(stock, []any{vid, onHand})
+			ledger = append(ledger, []any{vid, onHand, onHand, int64(1), "initial"})
 		}
 	}
 	tx, err := pool.Begin(ctx)
@@ -69,6 +71,7 @@ func CreateProducts(ctx context.Context, pool *pgxpool.Pool, tag string, n, vari
 		{"products", []string{"id", "slug", "name", "description", "category", "status", "attributes"}, products},
 		{"variants", []string{"id", "product_id", "sku", "name", "price_amount", "currency", "attributes", "position"}, variants},
 		{"inventory", []string{"variant_id", "on_hand"}, stock},
+		{"stock_ledger", []string{"variant_id", "delta", "on_hand_after", "version", "reason"}, ledger},
 	}
 	for _, c := range copies {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {

@@ -27,6 +27,10 @@ type Load struct {
 	Warmup      time.Duration // operations during the warm-up are run but not recorded
 	Duration    time.Duration // measured duration (0 = until MaxOps)
 	MaxOps      int64         // operations to start in total, warm-up excluded (0 = until Duration)
+	// Rate, when positive, paces the run: operation i is due at start + i/Rate, a worker
+	// waits until then, and its latency is measured from the due time (so a backlog shows
+	// as latency instead of being hidden: no coordinated omission).
+	Rate float64
 }
 
 // maxErrorSamples bounds the distinct error texts a Result keeps.
@@ -87,6 +91,16 @@ func Drive(ctx context.Context, l Load, op Op) (Result, error) {
 					return
 				}
 				t := time.Now()
+				if l.Rate > 0 {
+					due := start.Add(time.Duration(float64(i) / l.Rate * float64(time.Second)))
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					}
+					t = due
+					if l.Duration > 0 && !due.Before(deadline) {
+						return
+					}
+				}
 				status, err := op(ctx, w, i)
 				d := time.Since(t)
 				if err != nil && ctx.Err() != nil {

@@ -157,3 +157,16 @@ func TestDriveCancelled(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// TestDrivePaced: a paced run does not start operations faster than its rate.
+func TestDrivePaced(t *testing.T) {
+	res, err := Drive(context.Background(), Load{Name: "paced", Concurrency: 4, Rate: 200, MaxOps: 20},
+		func(ctx context.Context, _ int, _ int64) (int, error) { return 200, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 20th operation is due 95 ms after the start.
+	if res.Requests != 20 || res.ElapsedSec < 0.095 {
+		t.Fatalf("%d operations in %.3f s at 200/s", res.Requests, res.ElapsedSec)
+	}
+}

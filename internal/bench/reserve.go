@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strconv"
+
+	"github.com/google/uuid"
 
 	"commerce/scripts/lua"
 )
@@ -18,13 +21,36 @@ func scriptSource(name string) (src string, err error) {
 	return lua.Source(name), nil
 }
 
-// reserveCall builds one call of the inventory's reserve script on a counter made for the
-// run with a stock so large that every call succeeds, and a cleanup that deletes it.
+// reserveHoldTTLms is the hold TTL of the baseline calls: the service's default (15 min),
+// so no hold expires and every call takes the same path as a checkout's reserve.
+const reserveHoldTTLms = 15 * 60 * 1000
+
+// reserveReclaim is the reclaim batch the inventory service passes (its default).
+const reserveReclaim = 100
+
+// reserveCall builds one call of the inventory's reserve script exactly as the inventory
+// service sends it (inv_lib.lua + reserve.lua; KEYS avail, holds, held, cmt of one variant;
+// ARGV holder, quantity 1, TTL, reclaim batch), on a counter made for the run with a stock
+// so large that every call succeeds, each call by a new holder (RandToken). The cleanup
+// deletes the counter and its holds.
 func reserveCall(ctx context.Context, e *Env) (ScriptCall, func(), error) {
+	lib, err := scriptSource("inv_lib")
+	if err != nil {
+		return ScriptCall{}, func() {}, err
+	}
 	src, err := scriptSource("reserve")
 	if err != nil {
 		return ScriptCall{}, func() {}, err
 	}
-	_ = src
-	return ScriptCall{}, func() {}, fmt.Errorf("the reserve script's keys and arguments are not known yet")
+	variant := uuid.New()
+	p := e.Space.Key("inv:{", variant.String(), "}:")
+	avail, holds, held, cmt, ver := p+"avail", p+"holds", p+"held", p+"cmt", p+"ver"
+	rdb := e.App.Redis
+	if err := rdb.Set(ctx, avail, int64(1)<<50, 0).Err(); err != nil {
+		return ScriptCall{}, func() {}, err
+	}
+	cleanup := func() { rdb.Unlink(context.Background(), avail, holds, held, cmt, ver) }
+	call := ScriptCall{Source: lib + "\n" + src, Keys: []string{avail, holds, held, cmt},
+		Args: []string{RandToken, "1", strconv.Itoa(reserveHoldTTLms), strconv.Itoa(reserveReclaim)}}
+	return call, cleanup, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -99,7 +100,7 @@ func newInstance(t testing.TB, pool *pgxpool.Pool, rdb redis.UniversalClient, sp
 	return in
 }
 
-const defaultTestTTL = 6 * 60 * 60 * 1e9 // 6h
+const defaultTestTTL = 6 * time.Hour
 
 // env is one test's PostgreSQL database and Redis key space with one instance on them.
 type env struct {

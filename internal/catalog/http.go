@@ -158,6 +158,9 @@ func intParam(c echo.Context, name string, def int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, httpx.Validation(map[string]string{name: "is out of range"})
+	}
 	if err != nil {
 		return 0, httpx.BadRequest(name + " must be an integer")
 	}

@@ -48,6 +48,7 @@ func TestHandlers(t *testing.T) {
 		{"list400NonIntegerPage", "GET", "/v1/products?page=abc", "", 400, "bad_request", nil},
 		{"list400NonIntegerPerPage", "GET", "/v1/products?per_page=1.5", "", 400, "bad_request", nil},
 		{"list422PerPageTooBig", "GET", "/v1/products?per_page=101", "", 422, "validation_failed", []string{"per_page"}},
+		{"list422HugePage", "GET", "/v1/products?page=99999999999999999999999", "", 422, "validation_failed", []string{"page"}},
 		{"list422PageZero", "GET", "/v1/products?page=0&per_page=0", "", 422, "validation_failed", []string{"page", "per_page"}},
 		{"adminGet200Draft", "GET", "/admin/products/" + draft.ID.String(), "", 200, "", nil},
 		{"adminGet404", "GET", "/admin/products/" + unknown, "", 404, "not_found", nil},
