@@ -34,6 +34,16 @@ import (
 // Stock for demos: red-runner RR-40 has 25, RR-42 has 3 (insufficient stock for 4),
 // RR-44 has 0 (sold out); oxford-shirt OX-M has 1; canvas-tote CT-BRN has 0; every other
 // variant has a deterministic 0–200 (a few more at 0 and at 1–3).
+//
+// Fixed ids for examples (a test pins them):
+//
+//	red-runner     01941f29-7fe8-79ac-869c-c946c8a3a711
+//	  RR-40        01941f29-7fe9-7720-9b7e-64e5136c29ec   stock 25
+//	  RR-42        01941f29-7fea-7a4a-a962-940ee87c799b   stock 3
+//	  RR-44        01941f29-7feb-760c-8342-e952694e777f   stock 0
+//	oxford-shirt   01941f29-a310-7b42-87ff-5a65dc330ec9
+//	  OX-M         01941f29-a312-734c-ab68-c166dbd6d64f   stock 1
+//	preview-parka  01941f2a-3f50-70ee-b2ea-654ca188aaed   draft: 404 on /v1
 func Seed(ctx context.Context, svc *Service) (int, error) {
 	n, err := svc.store.Count(ctx)
 	if err != nil {

@@ -52,6 +52,21 @@ func TestSeedDemoCatalog(t *testing.T) {
 		t.Fatalf("listing: total %d, first %q", pg.Total, pg.Items[0].Slug)
 	}
 
+	// README examples use these literal ids: changing the seed must not move them.
+	for name, want := range map[string]string{
+		SeedProductID("red-runner").String():    "01941f29-7fe8-79ac-869c-c946c8a3a711",
+		SeedVariantID("RR-42").String():         "01941f29-7fea-7a4a-a962-940ee87c799b",
+		SeedVariantID("RR-44").String():         "01941f29-7feb-760c-8342-e952694e777f",
+		SeedVariantID("RR-40").String():         "01941f29-7fe9-7720-9b7e-64e5136c29ec",
+		SeedProductID("oxford-shirt").String():  "01941f29-a310-7b42-87ff-5a65dc330ec9",
+		SeedVariantID("OX-M").String():          "01941f29-a312-734c-ab68-c166dbd6d64f",
+		SeedProductID("preview-parka").String(): "01941f2a-3f50-70ee-b2ea-654ca188aaed",
+	} {
+		if name != want {
+			t.Errorf("seed id %s, README says %s", name, want)
+		}
+	}
+
 	// Idempotent: a second seed (or a second replica) creates nothing.
 	if n, err := Seed(ctx, e.svc); err != nil || n != 0 {
 		t.Fatalf("second seed = %d, %v", n, err)
