@@ -34,7 +34,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 	}
 	routes := map[string]bool{}
 	for _, r := range a.Echo.Routes() {
-		if r.Method == "echo_route_any" || strings.HasSuffix(r.Path, "/*") {
+		if strings.HasPrefix(r.Method, "echo_route_") || strings.HasSuffix(r.Path, "/*") {
 			continue
 		}
 		routes[r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}")] = true

@@ -2,26 +2,240 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
 
+	"github.com/IBM/pgxpoolprometheus"
+	"github.com/labstack/echo/v4"
+
+	"commerce/internal/cart"
+	"commerce/internal/catalog"
+	"commerce/internal/checkout"
+	"commerce/internal/checkout/adapters"
+	"commerce/internal/discount"
+	"commerce/internal/inventory"
 	"commerce/internal/platform/auth"
+	"commerce/internal/platform/cacheadmin"
+	"commerce/internal/platform/jobs"
+	"commerce/internal/platform/money"
+	"commerce/internal/platform/ratelimit"
+	"commerce/internal/platform/resilience"
 )
 
 // domains holds the domain services of one replica.
-type domains struct{}
+type domains struct {
+	Catalog   *catalog.Service
+	Products  *catalog.Cache
+	Inventory *inventory.Service
+	Discounts *discount.Service
+	Carts     *cart.Service
+	Prefs     *cart.Preferences
+	Checkout  *checkout.Service
+	Jobs      *jobs.Scheduler
+}
+
+// Domains exposes the services (for tests, benchmarks and subcommands).
+func (a *App) Domains() *domains { return &a.domains }
 
 // wireDomains builds the domain services and mounts their routes.
 func (a *App) wireDomains(ctx context.Context) error {
-	v1 := a.Echo.Group("/v1", identify(a))
+	cfg := a.cfg
+	rm := resilience.NewMetrics(a.Reg)
+	l2 := resilience.NewBreaker(resilience.BreakerConfig{Name: "redis_l2", CallTimeout: cfg.RedisTimeout}, rm)
+	rlBreaker := resilience.NewBreaker(resilience.BreakerConfig{Name: "ratelimit"}, rm)
+	prefsBreaker := resilience.NewBreaker(resilience.BreakerConfig{Name: "redis_prefs", CallTimeout: cfg.RedisTimeout}, rm)
+	a.Reg.MustRegister(pgxpoolprometheus.NewCollector(a.Pool, map[string]string{"db": "commerce"}),
+		resilience.NewRedisPoolCollector(a.Redis),
+		resilience.NewDependencyCollector(map[string]resilience.Probe{
+			"postgres": func(ctx context.Context) error { return a.Pool.Ping(ctx) },
+			"redis":    func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() },
+		}, time.Second))
+
+	d := &a.domains
+	// Catalog (L2).
+	store := catalog.NewStore(a.Pool, cfg.Currency)
+	d.Products = catalog.NewCache(store, a.Redis, a.Space, cfg.ProductTTL, a.Stats,
+		catalog.WithGuard(l2), catalog.WithLogger(a.log))
+	d.Catalog = catalog.NewService(store, d.Products)
+
+	// Inventory (L1).
+	inv, err := inventory.NewService(a.Pool, a.Redis, a.Space, a.Reg,
+		inventory.Options{HoldTTL: cfg.HoldTTL, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	d.Inventory = inv
+	if err := inv.LoadScripts(ctx); err != nil {
+		a.log.Warn("inventory scripts not loaded at start (they load on first use)", slog.String("error", err.Error()))
+	}
+
+	// Discounts (L2). The bundle outlives two warm periods so a missed warm never empties it.
+	ttl := cfg.DiscountTTL
+	if p, err := jobs.Period(cfg.WarmDiscountsCron); err == nil && 2*p > ttl {
+		ttl = 2 * p
+	}
+	dstore := discount.NewStore(a.Pool)
+	dcache := discount.NewCache(a.Redis, a.Space, dstore, a.Stats, discount.CacheOptions{TTL: ttl, Log: a.log})
+	d.Discounts = discount.NewService(dstore, dcache, nil, a.log)
+
+	// Carts and preferences (L3).
+	d.Carts, err = cart.NewService(a.Redis, a.Space, a.Pool, adapters.CartCatalog{Src: d.Products}, inv,
+		cartPricer{svc: d.Discounts, currency: cfg.Currency},
+		cart.Options{SessionTTL: cfg.SessionTTL, CustomerTTL: cfg.CustomerCartTTL, Currency: cfg.Currency, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	d.Prefs = cart.NewPreferences(a.Redis, a.Space, a.Pool, cart.PrefsOptions{Logger: a.log, Breaker: prefsBreaker})
+
+	// Checkout and orders (L1).
+	d.Checkout, err = checkout.NewService(a.Pool, a.Redis, a.Space, adapters.Inventory{S: inv},
+		adapters.Carts{S: d.Carts}, adapters.Catalog{Src: d.Products},
+		adapters.Pricing{Rules: rulesetLoader{d.Discounts}}, nil, a.Reg,
+		checkout.Options{HoldTTL: cfg.HoldTTL, CheckoutTTL: cfg.CheckoutTTL, Currency: cfg.Currency,
+			IdemTTL: cfg.IdempotencyTTL, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	if err := d.Checkout.LoadScripts(ctx); err != nil {
+		a.log.Warn("checkout scripts not loaded at start (they load on first use)", slog.String("error", err.Error()))
+	}
+
+	// Jobs: one replica runs each tick (Redis leadership per tick).
+	d.Jobs = jobs.New(a.Redis, a.Space, a.log, a.Reg)
+	warmProducts := func(ctx context.Context) (int64, error) { n, err := d.Catalog.Warm(ctx); return int64(n), err }
+	every := func(d time.Duration) string { return "@every " + d.String() }
+	for _, j := range []struct {
+		name, spec string
+		fn         func(context.Context) error
+	}{
+		{"warm_products", cfg.WarmProductsCron, func(ctx context.Context) error { _, err := warmProducts(ctx); return err }},
+		{"warm_discounts", cfg.WarmDiscountsCron, func(ctx context.Context) error { _, err := d.Discounts.Warm(ctx); return err }},
+		{"sweep", every(cfg.SweepInterval), func(ctx context.Context) error {
+			_, err1 := inv.Sweep(ctx)
+			_, err2 := d.Checkout.ExpireDue(ctx)
+			_, err3 := d.Checkout.Recover(ctx)
+			return errors.Join(err1, err2, err3)
+		}},
+		{"reconcile", cfg.ReconcileCron, func(ctx context.Context) error { _, err := inv.Reconcile(ctx, nil, false); return err }},
+		{"outbox", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayOutbox(ctx); return err }},
+	} {
+		if err := d.Jobs.Add(j.name, j.spec, cfg.JobTimeout, j.fn); err != nil {
+			return fmt.Errorf("job %s: %w", j.name, err)
+		}
+	}
+
+	// Routes. Storefront routes are rate limited per caller; the payment provider's
+	// webhook is not (it is authenticated by its signature).
+	limiter, err := ratelimit.New(a.Redis, a.Space, ratelimit.Config{PerSecond: float64(cfg.RateLimitPerSec),
+		Burst: 2 * cfg.RateLimitPerSec}, rlBreaker, a.Reg)
+	if err != nil {
+		return err
+	}
+	limit := limiter.Middleware(nil)
+	v1 := a.Echo.Group("/v1", identify(a), func(next echo.HandlerFunc) echo.HandlerFunc {
+		limited := limit(next)
+		return func(c echo.Context) error {
+			if c.Path() == "/v1/payments/webhook" {
+				return next(c)
+			}
+			return limited(c)
+		}
+	})
 	v1.POST("/sessions", sessionHandler(a))
-	adm := a.Echo.Group("/admin", auth.RequireAdmin(a.cfg.AdminToken))
-	_ = adm
+	adm := a.Echo.Group("/admin", auth.RequireAdmin(cfg.AdminToken))
+	catalog.NewHandler(d.Catalog).Register(v1, adm)
+	inventory.NewHandler(inv).Register(v1, adm)
+	discount.NewHandler(d.Discounts).Register(v1, adm)
+	cart.NewHandler(d.Carts, d.Prefs).Register(v1, adm)
+	checkout.NewHandler(d.Checkout, cfg.WebhookSecret).Register(v1, adm)
+	cacheadmin.New(a.Redis, a.Space, a.Stats, map[string]func(context.Context) (int64, error){
+		"products": warmProducts, "discounts": d.Discounts.Warm,
+	}).Register(adm)
 	return nil
 }
 
-// startBackground starts the jobs and write-behind workers; their stop functions are added
-// to the closers so Close stops them before the connections go.
-func (a *App) startBackground(ctx context.Context) error { return nil }
+// startBackground starts the write-behind workers and the jobs, and warms the caches
+// once (in the background: a cold cache is slower, not wrong). Their stops run in Close
+// before the connections close.
+func (a *App) startBackground(ctx context.Context) error {
+	d := &a.domains
+	if err := d.Carts.Start(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, d.Carts.Stop)
+	d.Prefs.Start(ctx)
+	a.closers = append(a.closers, d.Prefs.Stop)
+	d.Jobs.Start()
+	a.closers = append(a.closers, d.Jobs.Stop)
+	go func() {
+		for _, name := range []string{"warm_discounts", "warm_products"} {
+			if err := d.Jobs.RunNow(context.WithoutCancel(ctx), name); err != nil && !errors.Is(err, jobs.ErrLocked) {
+				a.log.Warn("start-up warm failed", slog.String("job", name), slog.String("error", err.Error()))
+			}
+		}
+	}()
+	return nil
+}
 
-// Seed loads the demo catalog and discount rules when the catalog is empty and returns
-// how many records it created (0 when there was data already).
-func (a *App) Seed(ctx context.Context) (int, error) { return 0, nil }
+// Seed loads the demo catalog and discount rules when they are empty and returns how many
+// records it created (0 when there was data already).
+func (a *App) Seed(ctx context.Context) (int, error) {
+	n, err := catalog.Seed(ctx, a.domains.Catalog)
+	if err != nil {
+		return n, fmt.Errorf("seed catalog: %w", err)
+	}
+	m, err := discount.Seed(ctx, a.domains.Discounts, a.cfg.Currency)
+	if err != nil {
+		return n + m, fmt.Errorf("seed discounts: %w", err)
+	}
+	return n + m, nil
+}
+
+// rulesetLoader adapts the discount service to the checkout adapters' RulesetLoader.
+type rulesetLoader struct{ s *discount.Service }
+
+func (r rulesetLoader) Load(ctx context.Context) (discount.Ruleset, error) { return r.s.Current(ctx) }
+
+// cartPricer adapts the discount service to cart.Pricer.
+type cartPricer struct {
+	svc      *discount.Service
+	currency string
+}
+
+func toDiscountLines(lines []cart.PriceLine) []discount.Line {
+	out := make([]discount.Line, len(lines))
+	for i, l := range lines {
+		out[i] = discount.Line{VariantID: l.VariantID, ProductID: l.ProductID, Category: l.Category, SKU: l.SKU,
+			Name: l.Name, Quantity: l.Quantity, UnitPrice: l.UnitPrice}
+	}
+	return out
+}
+
+func (p cartPricer) Price(ctx context.Context, lines []cart.PriceLine, coupon string) (cart.Priced, error) {
+	pr, err := p.svc.Price(ctx, toDiscountLines(lines), coupon, p.currency)
+	if err != nil {
+		return cart.Priced{}, err
+	}
+	out := cart.Priced{Subtotal: pr.Subtotal, DiscountTotal: pr.DiscountTotal, Total: pr.Total,
+		LineDiscounts: make([]money.Money, len(pr.Lines))}
+	for i, l := range pr.Lines {
+		out.LineDiscounts[i] = l.Discount
+	}
+	for _, ap := range pr.Applied {
+		out.Applied = append(out.Applied, cart.AppliedDiscount{ID: ap.RuleID, Name: ap.Name, Code: ap.Code, Amount: ap.Amount})
+	}
+	return out, nil
+}
+
+func (p cartPricer) CheckCoupon(ctx context.Context, lines []cart.PriceLine, code string) error {
+	err := p.svc.CheckCoupon(ctx, toDiscountLines(lines), code, p.currency)
+	switch {
+	case errors.Is(err, discount.ErrCouponNotFound):
+		return fmt.Errorf("%w: %w", cart.ErrCouponNotFound, err)
+	case errors.Is(err, discount.ErrCouponNotApplicable):
+		return fmt.Errorf("%w: %w", cart.ErrCouponNotApplicable, err)
+	}
+	return err
+}
