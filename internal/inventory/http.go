@@ -1,0 +1,288 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"commerce/internal/platform/httpx"
+)
+
+// maxReconcileIDs bounds the variant_ids of one reconcile request.
+const maxReconcileIDs = 10000
+
+// Handler serves the inventory routes of the API contract.
+type Handler struct {
+	svc *Service
+}
+
+// NewHandler returns the handler of the availability and /admin/inventory routes.
+func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// Register mounts GET /v1/variants/{id}/availability on v1 and the /admin/inventory
+// routes on admin (already guarded by the admin token).
+func (h *Handler) Register(v1 *echo.Group, admin *echo.Group) {
+	v1.GET("/variants/:id/availability", h.availability)
+	admin.POST("/inventory/reconcile", h.reconcile)
+	admin.POST("/inventory/sweep", h.sweep)
+	admin.GET("/inventory/:variant_id", h.levels)
+	admin.PUT("/inventory/:variant_id", h.set)
+	admin.POST("/inventory/:variant_id/adjust", h.adjust)
+}
+
+// ---------------------------------------------------------------- response types
+
+type availabilityJSON struct {
+	VariantID uuid.UUID `json:"variant_id"`
+	Available int64     `json:"available"`
+	InStock   bool      `json:"in_stock"`
+}
+
+type holdJSON struct {
+	Holder    string    `json:"holder"`
+	Quantity  int64     `json:"quantity"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type levelsJSON struct {
+	VariantID uuid.UUID  `json:"variant_id"`
+	OnHand    int64      `json:"on_hand"`
+	Available int64      `json:"available"`
+	Held      int64      `json:"held"`
+	Holds     []holdJSON `json:"holds"`
+	Drift     int64      `json:"drift"`
+}
+
+func toLevelsJSON(l Levels) levelsJSON {
+	out := levelsJSON{VariantID: l.VariantID, OnHand: l.OnHand, Available: l.Available, Held: l.Held,
+		Holds: make([]holdJSON, 0, len(l.Holds)), Drift: l.Drift}
+	for _, h := range l.Holds {
+		out.Holds = append(out.Holds, holdJSON{Holder: h.Holder, Quantity: h.Quantity, ExpiresAt: h.ExpiresAt.UTC()})
+	}
+	return out
+}
+
+type reconcileVariantJSON struct {
+	VariantID         uuid.UUID `json:"variant_id"`
+	OnHand            int64     `json:"on_hand"`
+	Held              int64     `json:"held"`
+	RedisAvailable    *int64    `json:"redis_available"`
+	ExpectedAvailable int64     `json:"expected_available"`
+}
+
+type reconcileJSON struct {
+	Checked    int                    `json:"checked"`
+	Drifted    int                    `json:"drifted"`
+	Fixed      int                    `json:"fixed"`
+	Variants   []reconcileVariantJSON `json:"variants"`
+	DurationMS int64                  `json:"duration_ms"`
+}
+
+type sweepJSON struct {
+	Reclaimed int64 `json:"reclaimed"`
+}
+
+// ---------------------------------------------------------------- request types
+
+type adjustRequest struct {
+	Delta  *int64  `json:"delta"`
+	Reason *string `json:"reason"`
+}
+
+type setRequest struct {
+	OnHand *int64  `json:"on_hand"`
+	Reason *string `json:"reason"`
+}
+
+type reconcileRequest struct {
+	VariantIDs []string `json:"variant_ids"`
+}
+
+// ---------------------------------------------------------------- handlers
+
+func (h *Handler) availability(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "id")
+	if err != nil {
+		return err
+	}
+	av, err := h.svc.Available(c.Request().Context(), []uuid.UUID{id})
+	if err != nil {
+		return mapErr(err)
+	}
+	n, ok := av[id]
+	if !ok {
+		return httpx.NotFound("variant")
+	}
+	return c.JSON(http.StatusOK, availabilityJSON{VariantID: id, Available: n, InStock: n > 0})
+}
+
+func (h *Handler) levels(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "variant_id")
+	if err != nil {
+		return err
+	}
+	l, err := h.svc.Levels(c.Request().Context(), id)
+	if err != nil {
+		return mapErr(err)
+	}
+	return c.JSON(http.StatusOK, toLevelsJSON(l))
+}
+
+func checkReason(r *string, fields map[string]string) {
+	switch {
+	case r == nil:
+		fields["reason"] = "is required"
+	case !validReason(*r):
+		fields["reason"] = "must be between 1 and 200 characters"
+	}
+}
+
+func (h *Handler) adjust(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "variant_id")
+	if err != nil {
+		return err
+	}
+	var req adjustRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	fields := map[string]string{}
+	switch {
+	case req.Delta == nil:
+		fields["delta"] = "is required"
+	case *req.Delta == 0 || *req.Delta > MaxAdjust || *req.Delta < -MaxAdjust:
+		fields["delta"] = fmt.Sprintf("must be non-zero and between -%d and %d", MaxAdjust, MaxAdjust)
+	}
+	checkReason(req.Reason, fields)
+	if len(fields) > 0 {
+		return httpx.Validation(fields)
+	}
+	l, err := h.svc.Adjust(c.Request().Context(), id, *req.Delta, *req.Reason, reference(c))
+	if err != nil {
+		return mapErr(err)
+	}
+	return c.JSON(http.StatusOK, toLevelsJSON(l))
+}
+
+func (h *Handler) set(c echo.Context) error {
+	id, err := httpx.ParamUUID(c, "variant_id")
+	if err != nil {
+		return err
+	}
+	var req setRequest
+	if err := httpx.Bind(c, &req); err != nil {
+		return err
+	}
+	fields := map[string]string{}
+	switch {
+	case req.OnHand == nil:
+		fields["on_hand"] = "is required"
+	case *req.OnHand < 0 || *req.OnHand > MaxOnHand:
+		fields["on_hand"] = fmt.Sprintf("must be between 0 and %d", MaxOnHand)
+	}
+	checkReason(req.Reason, fields)
+	if len(fields) > 0 {
+		return httpx.Validation(fields)
+	}
+	l, err := h.svc.Set(c.Request().Context(), id, *req.OnHand, *req.Reason)
+	if err != nil {
+		return mapErr(err)
+	}
+	return c.JSON(http.StatusOK, toLevelsJSON(l))
+}
+
+func (h *Handler) reconcile(c echo.Context) error {
+	dry := false
+	if q := c.QueryParam("dry_run"); q != "" {
+		b, err := strconv.ParseBool(q)
+		if err != nil {
+			return httpx.BadRequest("dry_run must be true or false")
+		}
+		dry = b
+	}
+	var req reconcileRequest
+	if err := httpx.BindOptional(c, &req); err != nil {
+		return err
+	}
+	if len(req.VariantIDs) > maxReconcileIDs {
+		return httpx.Validation(map[string]string{"variant_ids": fmt.Sprintf("at most %d ids", maxReconcileIDs)})
+	}
+	ids := make([]uuid.UUID, 0, len(req.VariantIDs))
+	for i, s := range req.VariantIDs {
+		id, err := httpx.ParseUUID(s, fmt.Sprintf("variant_ids[%d]", i))
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	rep, err := h.svc.Reconcile(c.Request().Context(), ids, dry)
+	if err != nil {
+		return mapErr(err)
+	}
+	out := reconcileJSON{Checked: rep.Checked, Drifted: rep.Drifted, Fixed: rep.Fixed,
+		Variants: make([]reconcileVariantJSON, 0, len(rep.Variants)), DurationMS: rep.Duration.Milliseconds()}
+	for _, v := range rep.Variants {
+		out.Variants = append(out.Variants, reconcileVariantJSON{VariantID: v.VariantID, OnHand: v.OnHand, Held: v.Held,
+			RedisAvailable: v.RedisAvailable, ExpectedAvailable: v.ExpectedAvailable})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) sweep(c echo.Context) error {
+	if err := httpx.BindOptional(c, &struct{}{}); err != nil {
+		return err
+	}
+	n, err := h.svc.Sweep(c.Request().Context())
+	if err != nil {
+		return mapErr(err)
+	}
+	return c.JSON(http.StatusOK, sweepJSON{Reclaimed: n})
+}
+
+// reference is the ledger reference of an operator's change: the request id.
+func reference(c echo.Context) string {
+	id := httpx.RequestID(c)
+	if id == "" || !utf8.ValidString(id) {
+		return "admin"
+	}
+	return "admin:" + id
+}
+
+// mapErr turns the service's sentinel errors into the contract's errors; anything else
+// goes to the funnel as it is (driver and network errors become 503 there).
+func mapErr(err error) error {
+	var below *BelowHeldError
+	var short *InsufficientStockError
+	switch {
+	case errors.As(err, &below):
+		return httpx.Conflict(httpx.CodeConflict, "on_hand cannot go below what is held").WithDetails(map[string]any{
+			"variant_id": below.VariantID.String(), "requested": below.Requested, "available": below.Available})
+	case errors.As(err, &short):
+		vs := make([]map[string]any, 0, len(short.Shortages))
+		for _, s := range short.Shortages {
+			vs = append(vs, map[string]any{"variant_id": s.VariantID.String(), "requested": s.Requested, "available": s.Available})
+		}
+		return httpx.Conflict(httpx.CodeInsufficientStock, "not enough stock").WithDetails(map[string]any{"variants": vs})
+	case errors.Is(err, ErrNotFound):
+		return httpx.NotFound("variant")
+	case errors.Is(err, ErrConcurrentChange):
+		return httpx.Conflict(httpx.CodeConflict, "the stock changed concurrently, retry")
+	case errors.Is(err, ErrBelowHeld):
+		return httpx.Conflict(httpx.CodeConflict, "on_hand cannot go below what is held")
+	case errors.Is(err, ErrPartial):
+		return &httpx.Error{Status: http.StatusServiceUnavailable, Code: httpx.CodeUnavailable,
+			Message: "on_hand was changed but live availability was not; it catches up at the next reconcile " +
+				"(do not repeat the adjustment)", Err: err}
+	case errors.Is(err, ErrInvalid):
+		return httpx.Unprocessable(httpx.CodeValidationFailed, "the request is not valid")
+	case httpx.IsUnavailable(err):
+		return httpx.Unavailable(err)
+	}
+	return err
+}

@@ -1,0 +1,34 @@
+-- commit: step 1 of a sale, mark a held hold `committing` for one commit attempt. It
+-- keeps counting as held; sweep, reserve and release never return it; only finalize
+-- (sold), inv_abort (not sold, decided in PostgreSQL) or inv_unmark (the attempt's
+-- transaction failed) end that state.
+-- KEYS[1] avail, KEYS[2] holds, KEYS[3] held, KEYS[4] cmt, KEYS[5] ver
+-- ARGV[1] holder; ARGV[2] attempt token; ARGV[3] quantity to sell (>= 1);
+-- ARGV[4] ms after which recovery may decide the attempt (>= 1)
+-- Returns:
+--   {'OK', epoch of the counter or ''}  marked (or already marked by this attempt)
+--   {'MISSING'}          no hold (nothing written)
+--   {'EXPIRED'}          the hold had expired: it is returned now, as a sweep would
+--   {'QTY', held}        the hold is for another quantity (nothing written)
+--   {'BUSY'}             another attempt is committing this hold (nothing written)
+local holder, attempt = ARGV[1], ARGV[2]
+local q = inv_int(ARGV[3], 1, 'quantity')
+local timeout = inv_int(ARGV[4], 1, 'timeout')
+local held = redis.call('HGET', KEYS[3], holder)
+if not held then return {'MISSING'} end
+local a = inv_attempt(redis.call('HGET', KEYS[4], holder))
+local epoch = redis.call('HGET', KEYS[5], 'e') or ''
+if a then
+  if a == attempt then return {'OK', epoch} end
+  return {'BUSY'}
+end
+if tonumber(held) ~= q then return {'QTY', tonumber(held)} end
+local now = inv_now()
+local exp = tonumber(redis.call('ZSCORE', KEYS[2], holder) or '0')
+if exp <= now then
+  inv_drop(KEYS[1], KEYS[2], KEYS[3], holder)
+  return {'EXPIRED'}
+end
+redis.call('HSET', KEYS[4], holder, attempt .. '|' .. string.format('%d', exp))
+redis.call('ZADD', KEYS[2], now + timeout, holder)
+return {'OK', epoch}

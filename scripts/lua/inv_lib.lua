@@ -1,0 +1,76 @@
+-- inv_lib: helpers prepended (by internal/inventory) to every inventory script; not a
+-- script on its own. The keys of one variant share the hash tag {<variant uuid>}:
+--   avail  STRING units that may still be reserved; absent = counter not loaded (every
+--                 script that needs it answers LOAD_REQUIRED and writes nothing)
+--   holds  ZSET   holder -> deadline ms (Redis TIME): the expiry of a held hold, the
+--                 recovery deadline of a committing one
+--   held   HASH   holder -> quantity, for held and committing holds alike
+--   cmt    HASH   holder -> '<attempt>|<expiry ms before marking>' while committing
+--   ver    HASH   v = newest PostgreSQL inventory version applied to the counter,
+--                 b = version the counter was last computed from (load, reconcile),
+--                 e = random epoch of the load that created the counter
+-- Invariant: avail + sum(held) == on_hand in PostgreSQL, except in the documented
+-- windows where avail is lower, never higher (see internal/inventory/doc.go).
+-- Holders are [A-Za-z0-9_-]{1,100} (checked in Go), so they never contain '|'.
+
+local function inv_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- an integer argument >= min, or an error reply before anything is written
+local function inv_int(s, min, what)
+  local n = tonumber(s)
+  if not n or n ~= math.floor(n) or n < min then
+    error({err = 'ERR inventory: bad ' .. what})
+  end
+  return n
+end
+
+local function inv_sum(kheld)
+  local s = 0
+  for _, q in ipairs(redis.call('HVALS', kheld)) do s = s + tonumber(q) end
+  return s
+end
+
+-- the attempt recorded by a committing hold's marker, or nil
+local function inv_attempt(marker)
+  if not marker then return nil end
+  return string.match(marker, '^([^|]*)|')
+end
+
+-- v = max(v, version): the counter has seen an operation of that PostgreSQL version
+local function inv_bump(kver, version)
+  local cur = tonumber(redis.call('HGET', kver, 'v') or '-1')
+  if version > cur then redis.call('HSET', kver, 'v', version) end
+end
+
+-- Returns the held hold of holder to the counter (if loaded) and deletes it.
+local function inv_drop(kavail, kholds, kheld, holder)
+  local q = tonumber(redis.call('HGET', kheld, holder) or '0')
+  redis.call('HDEL', kheld, holder)
+  redis.call('ZREM', kholds, holder)
+  if q > 0 and redis.call('EXISTS', kavail) == 1 then redis.call('INCRBY', kavail, q) end
+  return q
+end
+
+-- Reclaims up to `limit` expired held holds (committing ones are left to recovery).
+-- Returns holds reclaimed and units returned.
+local function inv_reclaim(kavail, kholds, kheld, kcmt, now, limit)
+  local due = redis.call('ZRANGEBYSCORE', kholds, '-inf', now, 'LIMIT', 0, limit)
+  local n, units = 0, 0
+  for i = 1, #due do
+    if redis.call('HEXISTS', kcmt, due[i]) == 0 then
+      units = units + inv_drop(kavail, kholds, kheld, due[i])
+      n = n + 1
+    end
+  end
+  return n, units
+end
+
+-- earliest deadline among the holds, or -1
+local function inv_first(kholds)
+  local f = redis.call('ZRANGE', kholds, 0, 0, 'WITHSCORES')
+  if #f == 0 then return -1 end
+  return tonumber(f[2])
+end

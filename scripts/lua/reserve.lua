@@ -1,0 +1,29 @@
+-- reserve: hold units of one variant for a holder, after reclaiming its expired holds.
+-- KEYS[1] avail, KEYS[2] holds, KEYS[3] held, KEYS[4] cmt (see inv_lib)
+-- ARGV[1] holder; ARGV[2] quantity (>= 1); ARGV[3] TTL ms (>= 1);
+-- ARGV[4] at most this many expired holds reclaimed first
+-- A second reserve by the same holder REPLACES its hold (quantity and expiry): retrying
+-- a reserve never holds twice.
+-- Returns, writing nothing but the reclaim unless OK:
+--   {'OK', expiry_ms, earliest deadline before this hold or -1, holds reclaimed}
+--   {'INSUFFICIENT', units this holder could hold now, holds reclaimed}
+--   {'LOAD_REQUIRED'}  the counter is missing: load it from PostgreSQL and retry
+--   {'BUSY'}           the holder's hold is being committing: it cannot change
+local holder = ARGV[1]
+local q = inv_int(ARGV[2], 1, 'quantity')
+local ttl = inv_int(ARGV[3], 1, 'ttl')
+local limit = inv_int(ARGV[4], 0, 'limit')
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'LOAD_REQUIRED'} end
+if redis.call('HEXISTS', KEYS[4], holder) == 1 then return {'BUSY'} end
+local now = inv_now()
+local n = 0
+if limit > 0 then n = inv_reclaim(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, limit) end
+local avail = tonumber(redis.call('GET', KEYS[1]))
+local old = tonumber(redis.call('HGET', KEYS[3], holder) or '0')
+if avail + old < q then return {'INSUFFICIENT', avail + old, n} end
+local first = inv_first(KEYS[2])
+if q ~= old then redis.call('INCRBY', KEYS[1], old - q) end
+redis.call('HSET', KEYS[3], holder, q)
+local exp = now + ttl
+redis.call('ZADD', KEYS[2], exp, holder)
+return {'OK', exp, first, n}
