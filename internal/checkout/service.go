@@ -42,17 +42,19 @@ type Service struct {
 	m       *metrics
 	hashTTL time.Duration
 
-	// hook, when set (tests only), is called at the named points of a completion; a
-	// panicking hook simulates a crash there.
+	// hook, when set (tests only), is called at the named points of a creation or a
+	// completion; a panicking hook simulates a crash there.
 	hook func(point string)
 }
 
-// Points of a completion where a test hook runs.
+// Points of a creation or a completion where a test hook runs.
 const (
-	hookAfterClaim   = "after_claim"   // checkout is completing in PostgreSQL, nothing charged
-	hookAfterPayment = "after_payment" // payment succeeded and recorded, stock not committed
-	hookAfterCommit  = "after_commit"  // order and stock committed, Redis not yet confirmed
-	hookAfterConfirm = "after_confirm" // Redis confirmed completed, cart not yet cleared
+	hookCreateAfterInsert  = "create_after_insert"  // row reserving, cart frozen, nothing held
+	hookCreateAfterReserve = "create_after_reserve" // every line held, no payment intent
+	hookAfterClaim         = "after_claim"          // checkout is completing in PostgreSQL, nothing charged
+	hookAfterPayment       = "after_payment"        // payment succeeded and recorded, stock not committed
+	hookAfterCommit        = "after_commit"         // order and stock committed, Redis not yet confirmed
+	hookAfterConfirm       = "after_confirm"        // Redis confirmed completed, cart not yet cleared
 )
 
 // NewService returns a checkout service. pricing may be nil (no discounts), pay nil (the
@@ -381,11 +383,13 @@ func (s *Service) create(ctx context.Context, owner Owner, email string) (Checko
 	}
 	// Best effort: the first transition loads the hash itself when this fails.
 	_ = s.r.loadHash(ctx, c.ID, c.State, c.Version, 0, s.opts.ClaimLease, s.hashTTL)
+	s.at(hookCreateAfterInsert)
 
 	if err := s.inv.Reserve(ctx, id.String(), stockLines(c.Lines), s.opts.HoldTTL); err != nil {
 		s.abandon(ctx, c, !errors.Is(err, ErrInsufficientStock))
 		return Checkout{}, err
 	}
+	s.at(hookCreateAfterReserve)
 	intent, err := s.pay.CreateIntent(ctx, id, c.Total)
 	if err != nil {
 		s.abandon(ctx, c, true)

@@ -7,14 +7,17 @@ package adapters
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"commerce/internal/cart"
 	"commerce/internal/catalog"
 	"commerce/internal/checkout"
 	"commerce/internal/discount"
+	"commerce/internal/inventory"
 	"commerce/internal/platform/money"
 )
 
@@ -142,4 +145,56 @@ func (p Pricing) Price(ctx context.Context, lines []checkout.PriceLine, coupon, 
 		out.Applied[i] = checkout.AppliedDiscount{ID: a.RuleID, Name: a.Name, Code: a.Code, Amount: a.Amount}
 	}
 	return out, nil
+}
+
+// Inventory adapts *inventory.Service to checkout.Inventory: *InsufficientStockError
+// becomes *checkout.StockError, ErrHoldMissing checkout.ErrHoldMissing and ErrHoldBusy
+// (a commit of the same checkout is in flight or awaits recovery) checkout.ErrInProgress;
+// the original error stays in the chain.
+type Inventory struct{ S *inventory.Service }
+
+var _ checkout.Inventory = Inventory{}
+
+func invLines(ls []checkout.StockLine) []inventory.Line {
+	out := make([]inventory.Line, len(ls))
+	for i, l := range ls {
+		out[i] = inventory.Line{VariantID: l.VariantID, Quantity: l.Quantity}
+	}
+	return out
+}
+
+func invError(err error) error {
+	var ie *inventory.InsufficientStockError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		se := &checkout.StockError{Shortages: make([]checkout.Shortage, len(ie.Shortages))}
+		for i, s := range ie.Shortages {
+			se.Shortages[i] = checkout.Shortage{VariantID: s.VariantID, Requested: s.Requested, Available: s.Available}
+		}
+		return se
+	case errors.Is(err, inventory.ErrHoldMissing):
+		return fmt.Errorf("%w: %w", checkout.ErrHoldMissing, err)
+	case errors.Is(err, inventory.ErrHoldBusy):
+		return fmt.Errorf("%w: %w", checkout.ErrInProgress, err)
+	}
+	return err
+}
+
+// Reserve holds every line for holder, all or nothing.
+func (a Inventory) Reserve(ctx context.Context, holder string, lines []checkout.StockLine, ttl time.Duration) error {
+	return invError(a.S.Reserve(ctx, holder, invLines(lines), ttl))
+}
+
+// Release returns holder's holds of the variants.
+func (a Inventory) Release(ctx context.Context, holder string, variantIDs []uuid.UUID) (int64, error) {
+	n, err := a.S.Release(ctx, holder, variantIDs)
+	return n, invError(err)
+}
+
+// Commit sells holder's holds, running inTx in the stock transaction.
+func (a Inventory) Commit(ctx context.Context, holder string, lines []checkout.StockLine, reason string,
+	inTx func(ctx context.Context, tx pgx.Tx) error) error {
+	return invError(a.S.Commit(ctx, holder, invLines(lines), reason, inTx))
 }

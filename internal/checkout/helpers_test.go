@@ -1,0 +1,323 @@
+package checkout_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/cart"
+	"commerce/internal/catalog"
+	"commerce/internal/checkout"
+	"commerce/internal/checkout/adapters"
+	"commerce/internal/inventory"
+	"commerce/internal/platform/auth"
+	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/money"
+	"commerce/internal/platform/rkey"
+	"commerce/internal/platform/testenv"
+)
+
+const webhookSecret = "whsec-test"
+
+// env is a checkout service on the real PostgreSQL and Redis with the real inventory,
+// cart and catalog services, behind an echo router like the app's.
+type env struct {
+	t        *testing.T
+	ctx      context.Context
+	pool     *pgxpool.Pool
+	rdb      redis.UniversalClient
+	space    rkey.Space
+	inv      *inventory.Service
+	carts    *cart.Service
+	catalog  *catalog.Service
+	svc      *checkout.Service
+	sessions *auth.Sessions
+	tokens   *auth.Tokens
+	e        *echo.Echo
+
+	afterMark, afterTx atomic.Pointer[func() error] // inventory commit hooks
+}
+
+type envConfig struct {
+	chk     checkout.Options
+	inv     inventory.Options
+	pricing checkout.Pricing
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func newEnv(t *testing.T, mutate ...func(*envConfig)) *env {
+	t.Helper()
+	pool, _ := testenv.DB(t)
+	rdb, space := testenv.Redis(t)
+	ev := &env{t: t, ctx: context.Background(), pool: pool, rdb: rdb, space: space}
+	cfg := envConfig{chk: checkout.Options{Logger: quiet()}, inv: inventory.Options{Logger: quiet()}}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	cfg.inv.Hooks.AfterMark = func() error {
+		if f := ev.afterMark.Load(); f != nil {
+			return (*f)()
+		}
+		return nil
+	}
+	cfg.inv.Hooks.AfterTx = func() error {
+		if f := ev.afterTx.Load(); f != nil {
+			return (*f)()
+		}
+		return nil
+	}
+	var err error
+	if ev.inv, err = inventory.NewService(pool, rdb, space, prometheus.NewRegistry(), cfg.inv); err != nil {
+		t.Fatal(err)
+	}
+	store := catalog.NewStore(pool, "USD")
+	cache := catalog.NewCache(store, rdb, space, time.Hour, nil)
+	ev.catalog = catalog.NewService(store, cache)
+	if ev.carts, err = cart.NewService(rdb, space, pool, adapters.CartCatalog{Src: cache}, ev.inv, nil,
+		cart.Options{Logger: quiet()}); err != nil {
+		t.Fatal(err)
+	}
+	if ev.svc, err = checkout.NewService(pool, rdb, space, adapters.Inventory{S: ev.inv}, adapters.Carts{S: ev.carts},
+		adapters.Catalog{Src: cache}, cfg.pricing, nil, prometheus.NewRegistry(), cfg.chk); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.svc.LoadScripts(ev.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev.sessions = auth.NewSessions(rdb, space, time.Hour, 0)
+	ev.tokens = auth.NewTokens("jwt-secret-for-checkout-tests-0123456789")
+	ev.e = echo.New()
+	ev.e.HTTPErrorHandler = httpx.ErrorHandler(quiet())
+	v1 := ev.e.Group("/v1", auth.Identify(ev.tokens, ev.sessions))
+	checkout.NewHandler(ev.svc, webhookSecret).Register(v1, nil)
+	return ev
+}
+
+// variant creates an active product with one variant of the given stock and price.
+func (ev *env) variant(stock, price int64) uuid.UUID {
+	ev.t.Helper()
+	n := uuid.NewString()[:8]
+	p, err := ev.catalog.Create(ev.ctx, catalog.NewProduct{Slug: "p-" + n, Name: "Shoe " + n, Category: "shoes",
+		Variants: []catalog.NewVariant{{SKU: "SKU-" + n, Name: "42", Price: money.New(price, "USD"), Stock: stock}}})
+	if err != nil {
+		ev.t.Fatal(err)
+	}
+	return p.Variants[0].ID
+}
+
+func (ev *env) session() string {
+	ev.t.Helper()
+	id, _, err := ev.sessions.Create(ev.ctx, "")
+	if err != nil {
+		ev.t.Fatal(err)
+	}
+	return id
+}
+
+func (ev *env) customerToken(id string) string {
+	ev.t.Helper()
+	tok, err := ev.tokens.Issue(id, time.Hour)
+	if err != nil {
+		ev.t.Fatal(err)
+	}
+	return tok
+}
+
+func sessionOwner(id string) checkout.Owner  { return checkout.Owner{Type: auth.OwnerSession, ID: id} }
+func customerOwner(id string) checkout.Owner { return checkout.Owner{Type: auth.OwnerCustomer, ID: id} }
+
+func (ev *env) add(o checkout.Owner, variant uuid.UUID, qty int64) {
+	ev.t.Helper()
+	if _, err := ev.carts.Add(ev.ctx, cart.Owner{Type: o.Type, ID: o.ID}, variant, qty); err != nil {
+		ev.t.Fatalf("add to cart: %v", err)
+	}
+}
+
+func (ev *env) cart(o checkout.Owner) cart.Cart {
+	ev.t.Helper()
+	c, err := ev.carts.Get(ev.ctx, cart.Owner{Type: o.Type, ID: o.ID})
+	if err != nil {
+		ev.t.Fatal(err)
+	}
+	return c
+}
+
+func (ev *env) levels(variant uuid.UUID) inventory.Levels {
+	ev.t.Helper()
+	l, err := ev.inv.Levels(ev.ctx, variant)
+	if err != nil {
+		ev.t.Fatal(err)
+	}
+	return l
+}
+
+// wantLevels checks on_hand, available and held of a variant, and that Redis agrees
+// with PostgreSQL (no drift).
+func (ev *env) wantLevels(variant uuid.UUID, onHand, available, held int64) {
+	ev.t.Helper()
+	l := ev.levels(variant)
+	if l.OnHand != onHand || l.Available != available || l.Held != held || l.Drift != 0 {
+		ev.t.Fatalf("levels of %s: on_hand %d available %d held %d drift %d (holds %+v), want %d/%d/%d/0",
+			variant, l.OnHand, l.Available, l.Held, l.Drift, l.Holds, onHand, available, held)
+	}
+}
+
+func (ev *env) count(sql string, args ...any) int {
+	ev.t.Helper()
+	var n int
+	if err := ev.pool.QueryRow(ev.ctx, sql, args...).Scan(&n); err != nil {
+		ev.t.Fatal(err)
+	}
+	return n
+}
+
+// who returns the request headers of an owner.
+func (ev *env) who(o checkout.Owner) map[string]string {
+	if o.Type == auth.OwnerSession {
+		return map[string]string{auth.HeaderSession: o.ID}
+	}
+	return map[string]string{"Authorization": "Bearer " + ev.customerToken(o.ID)}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response %d is not a JSON object: %s", r.status, r.body)
+	}
+	return m
+}
+
+func (r resp) code(t *testing.T) string {
+	t.Helper()
+	e, ok := r.json(t)["error"].(map[string]any)
+	if !ok {
+		t.Fatalf("response %d has no error: %s", r.status, r.body)
+	}
+	if _, ok := e["details"].(map[string]any); !ok {
+		t.Fatalf("error without details object: %s", r.body)
+	}
+	return e["code"].(string)
+}
+
+func (ev *env) do(method, path, body string, headers map[string]string) resp {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	ev.e.ServeHTTP(rec, req)
+	return resp{status: rec.Code, header: rec.Header(), body: bytes.Clone(rec.Body.Bytes())}
+}
+
+func with(h map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(h)+1)
+	for a, b := range h {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+// checkoutResp is the part of the Checkout JSON tests look at.
+type checkoutResp struct {
+	ID            uuid.UUID  `json:"id"`
+	State         string     `json:"state"`
+	OrderID       *uuid.UUID `json:"order_id"`
+	PaymentIntent *struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	} `json:"payment_intent"`
+	Total struct {
+		Amount int64 `json:"amount"`
+	} `json:"total"`
+}
+
+func decode[T any](t *testing.T, r resp) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode %d %s: %v", r.status, r.body, err)
+	}
+	return v
+}
+
+// createCheckout starts a checkout over HTTP and requires 201.
+func (ev *env) createCheckout(o checkout.Owner) checkoutResp {
+	ev.t.Helper()
+	r := ev.do(http.MethodPost, "/v1/checkouts", "{}", ev.who(o))
+	if r.status != http.StatusCreated {
+		ev.t.Fatalf("create checkout: %d %s", r.status, r.body)
+	}
+	return decode[checkoutResp](ev.t, r)
+}
+
+func completePath(id uuid.UUID) string { return "/v1/checkouts/" + id.String() + "/complete" }
+func cancelPath(id uuid.UUID) string   { return "/v1/checkouts/" + id.String() + "/cancel" }
+
+const tokOK = `{"payment_token":"tok_ok"}`
+
+// parallel runs fn(i) for i in [0, n) on workers goroutines.
+func parallel(n, workers int, fn func(i int)) {
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// crash runs fn and reports whether it panicked with the crash sentinel.
+var errCrash = fmt.Errorf("simulated crash")
+
+func crashed(fn func()) (didCrash bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r != errCrash {
+				panic(r)
+			}
+			didCrash = true
+		}
+	}()
+	fn()
+	return false
+}

@@ -1,0 +1,128 @@
+package checkout_test
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"commerce/internal/cart"
+	"commerce/internal/checkout"
+)
+
+// TestFlashSale: 1000 sessions with one unit each of a variant with 100 in stock all start
+// a checkout at once through the HTTP handler: exactly 100 get 201, the other 900 get
+// 409 insufficient_stock; completing 50 and cancelling 50 leaves on_hand 50, available
+// 50, nothing held and 50 orders.
+func TestFlashSale(t *testing.T) {
+	ev := newEnv(t)
+	v := ev.variant(100, 2500)
+	const shoppers, workers = 1000, 64
+	owners := make([]checkout.Owner, shoppers)
+	parallel(shoppers, 32, func(i int) {
+		id, _, err := ev.sessions.Create(ev.ctx, "")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		owners[i] = sessionOwner(id)
+		if _, err := ev.carts.Add(ev.ctx, cart.SessionOwner(id), v, 1); err != nil {
+			t.Error(err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	results := make([]resp, shoppers)
+	parallel(shoppers, workers, func(i int) {
+		results[i] = ev.do(http.MethodPost, "/v1/checkouts", "{}", ev.who(owners[i]))
+	})
+	var won []int
+	short := 0
+	for i, r := range results {
+		switch {
+		case r.status == http.StatusCreated:
+			won = append(won, i)
+		case r.status == http.StatusConflict && r.code(t) == "insufficient_stock":
+			short++
+		default:
+			t.Fatalf("shopper %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if len(won) != 100 || short != 900 {
+		t.Fatalf("%d created, %d insufficient_stock; want 100 and 900", len(won), short)
+	}
+	ev.wantLevels(v, 100, 0, 100)
+
+	// Complete the first 50 winners and cancel the other 50, all at once.
+	var wg sync.WaitGroup
+	for k, i := range won {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := decode[checkoutResp](t, results[i]).ID
+			path, body, want := completePath(id), tokOK, http.StatusOK
+			if k >= 50 {
+				path, body = cancelPath(id), ""
+			}
+			if r := ev.do(http.MethodPost, path, body, ev.who(owners[i])); r.status != want {
+				t.Errorf("%s: %d %s", path, r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	ev.wantLevels(v, 50, 50, 0)
+	if n := ev.count(`SELECT count(*) FROM orders`); n != 50 {
+		t.Fatalf("%d orders, want 50", n)
+	}
+	if n := ev.count(`SELECT coalesce(sum(quantity), 0) FROM order_lines WHERE variant_id = $1`, v); n != 50 {
+		t.Fatalf("%d units ordered, want 50", n)
+	}
+	if n := ev.count(`SELECT count(*) FROM checkouts WHERE state IN ('reserving', 'awaiting_payment', 'completing')`); n != 0 {
+		t.Fatalf("%d checkouts still active", n)
+	}
+	if n := ev.count(`SELECT count(*) FROM checkouts WHERE cleaned_at IS NULL`); n != 0 {
+		t.Fatalf("%d checkouts without cleanup", n)
+	}
+	// Losers' carts are unlocked and keep their line.
+	for _, i := range []int{0, 500, 999} {
+		if c := ev.cart(owners[i]); c.LockedBy != "" && results[i].status != http.StatusCreated {
+			t.Fatalf("loser %d cart still locked", i)
+		}
+	}
+}
+
+// TestConcurrentCompletes: 50 concurrent completes of one checkout place exactly one
+// order, decrement the stock once, and every response is the same order, byte for byte.
+func TestConcurrentCompletes(t *testing.T) {
+	ev := newEnv(t)
+	v := ev.variant(10, 1500)
+	me := customerOwner("buyer-50")
+	ev.add(me, v, 3)
+	co := ev.createCheckout(me)
+	h := ev.who(me)
+	const n = 50
+	results := make([]resp, n)
+	parallel(n, n, func(i int) { results[i] = ev.do(http.MethodPost, completePath(co.ID), tokOK, h) })
+	for i, r := range results {
+		if r.status != http.StatusOK {
+			t.Fatalf("complete %d: %d %s", i, r.status, r.body)
+		}
+		if !bytes.Equal(r.body, results[0].body) {
+			t.Fatalf("response %d differs:\n%s\n%s", i, r.body, results[0].body)
+		}
+	}
+	if n := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, co.ID); n != 1 {
+		t.Fatalf("%d orders", n)
+	}
+	if n := ev.count(`SELECT count(*) FROM stock_ledger WHERE variant_id = $1 AND delta < 0`, v); n != 1 {
+		t.Fatalf("%d stock decrements", n)
+	}
+	ev.wantLevels(v, 7, 7, 0)
+	if id := results[0].json(t)["order"].(map[string]any)["id"].(string); uuid.MustParse(id) == uuid.Nil {
+		t.Fatal("no order id")
+	}
+}
