@@ -620,16 +620,22 @@ func TestChaosLostReplyAfterReservation(t *testing.T) {
 		t.Fatalf("complete: %d %s", r.status, r.body)
 	}
 	confirmed := []string{field(r, "order", "id")}
-	var unavailable int
+	var unavailable, blocked int
 	cuts := sweep(span, func(k int64) {
 		s := ready(1)
 		r := cut(k, s.startCheckout)
 		if r.status == http.StatusServiceUnavailable {
 			unavailable++
-			// The storefront retries with the same key until it gets an answer.
+			// The storefront retries with the same key. A lost reply may leave the key "in
+			// flight" or the cart locked by an attempt that died (409 until their TTLs run
+			// out): a safe refusal, after which this shopper gives up.
 			for i := 0; r.status == http.StatusServiceUnavailable || r.status == http.StatusConflict; i++ {
-				if i > 100 {
-					t.Fatalf("cut at %d bytes: checkout never settled: %d %s", k, r.status, r.body)
+				if r.status == http.StatusServiceUnavailable && i > 50 {
+					t.Fatalf("cut at %d bytes: checkout still 503 with Redis healthy: %s", k, r.body)
+				}
+				if r.status == http.StatusConflict && i > 20 {
+					blocked++
+					return
 				}
 				time.Sleep(10 * time.Millisecond)
 				r = s.startCheckout()
@@ -660,7 +666,8 @@ func TestChaosLostReplyAfterReservation(t *testing.T) {
 		t.Errorf("%d units sold for %d one-unit orders: a unit was sold twice or an order lost", sold, len(confirmed))
 	}
 	e.checkNoOversell(variant, stock)
-	t.Logf("checkout: %d cuts over %d reply bytes, %d hit a lost reply, %d orders", cuts, span, unavailable, len(confirmed))
+	t.Logf("checkout: %d cuts over %d reply bytes, %d hit a lost reply (%d left blocked by 409 until a TTL), %d orders",
+		cuts, span, unavailable, blocked, len(confirmed))
 
 	// Cart adds: one request adds its quantity once, whatever reply is lost.
 	s = ready(0)

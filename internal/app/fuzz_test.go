@@ -30,7 +30,7 @@ func fuzzConfig(tb testing.TB) Config {
 		WebhookSecret: testWebhook, Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute,
 		SweepInterval: 30 * time.Second, SessionTTL: 168 * time.Hour, CustomerCartTTL: 720 * time.Hour,
 		ProductTTL: 6 * time.Hour, DiscountTTL: 4 * time.Hour, IdempotencyTTL: 24 * time.Hour,
-		SessionsPerMinute: 1 << 30, RateLimitPerSec: 1 << 30, WarmProductsCron: "0 */6 * * *",
+		SessionsPerMinute: 100000, RateLimitPerSec: 100000, WarmProductsCron: "0 */6 * * *",
 		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
 		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second}
 	if addrs := testenv.RedisAddrs(); len(addrs) > 1 {
@@ -75,6 +75,9 @@ func newFuzzApp(tb testing.TB) *fuzzApp {
 	status, body = fa.send("POST", "/admin/products", []byte(`{"slug":"fuzz-shoe","name":"Fuzz shoe","description":"d",
 		"category":"shoes","status":"active","attributes":{},"variants":[{"sku":"FZ-1","name":"42",
 		"price":{"amount":4999,"currency":"USD"},"attributes":{},"stock":1000}]}`), adminH)
+	if status != http.StatusCreated && status != http.StatusNotFound {
+		tb.Fatalf("seed product: %d %s", status, body)
+	}
 	if status == http.StatusCreated {
 		var p struct {
 			ID       string `json:"id"`
@@ -90,6 +93,9 @@ func newFuzzApp(tb testing.TB) *fuzzApp {
 	}
 	status, body = fa.send("POST", "/admin/discounts", []byte(`{"name":"Fuzz","code":"FUZZ10","kind":"percentage",
 		"value":10,"scope":{"type":"cart","ids":[]},"priority":1,"stackable":true,"active":true}`), adminH)
+	if status != http.StatusCreated && status != http.StatusNotFound {
+		tb.Fatalf("seed discount: %d %s", status, body)
+	}
 	if status == http.StatusCreated {
 		var d struct {
 			ID string `json:"id"`
@@ -109,6 +115,10 @@ func newFuzzApp(tb testing.TB) *fuzzApp {
 			fa.ids["checkout"] = c.ID
 		}
 	}
+	if v := fa.ids["variant"]; v != "" && fa.ids["checkout"] == "" {
+		tb.Fatalf("seed checkout: %d %s", status, body)
+	}
+	tb.Logf("fuzzing with ids %v", fa.ids)
 	return fa
 }
 
