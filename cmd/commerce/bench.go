@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"commerce/internal/app"
@@ -14,7 +17,7 @@ import (
 )
 
 // benchCmd runs `commerce bench [--quick] [--out DIR] [--duration D] [--products N]
-// [--concurrency N]`: the load scenarios and baselines of internal/bench against a service
+// [--concurrency N] [--only STEPS] [--cpuprofile FILE]`: the load scenarios and baselines of internal/bench against a service
 // started in-process on a fresh database and Redis key prefix (both removed at the end),
 // on the PostgreSQL and Redis of cfg. BENCH_QUICK=1 in the environment (what `make bench
 // BENCH_QUICK=1` sets) selects the run that completes in under a minute.
@@ -26,6 +29,8 @@ func benchCmd(ctx context.Context, cfg app.Config, log *slog.Logger, args []stri
 	duration := fs.Duration("duration", 0, "measured duration of each timed phase (0: the mode's default)")
 	products := fs.Int("products", 0, "catalog size of the read storm (0: the mode's default)")
 	concurrency := fs.Int("concurrency", 0, "closed-loop clients (0: 64)")
+	only := fs.String("only", "", "comma-separated steps to run: "+strings.Join(bench.StepNames, ","))
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (service and generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +46,15 @@ func benchCmd(ctx context.Context, cfg app.Config, log *slog.Logger, args []stri
 	if *concurrency > 0 {
 		opt.Concurrency = *concurrency
 	}
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			if s = strings.TrimSpace(s); !slices.Contains(bench.StepNames, s) {
+				return fmt.Errorf("bench: unknown step %q (steps: %s)", s, strings.Join(bench.StepNames, ","))
+			}
+			opt.Only = append(opt.Only, strings.TrimSpace(s))
+		}
+	}
+	opt.CPUProfile = *cpuProfile
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	_, err := bench.Run(ctx, cfg, log, opt)

@@ -57,6 +57,31 @@ func PGReserve(ctx context.Context, dsn string, poolSize int32, currency string,
 	return res, err
 }
 
+// PGCommits measures PostgreSQL's commit throughput when nothing contends: the same
+// conditional UPDATE, but each client on a row of its own, so commits only share the WAL
+// flush (group commit). With synchronous_commit on, this is the disk's fsync rate times
+// the group size: the bound of every path that commits per request.
+func PGCommits(ctx context.Context, dsn string, poolSize int32, currency string, l Load) (Result, error) {
+	pool, err := db.Open(ctx, dsn, poolSize)
+	if err != nil {
+		return Result{}, err
+	}
+	defer pool.Close()
+	cat, err := CreateProducts(ctx, pool, "pg-rows-"+randHex(3), l.Concurrency, 1, 1_000_000_000_000, currency)
+	if err != nil {
+		return Result{}, err
+	}
+	l.Name = "baseline: PostgreSQL commits (a row per client)"
+	res, err := Drive(ctx, l, func(ctx context.Context, w int, _ int64) (int, error) {
+		return 0, pgReserveOnce(ctx, pool, cat.Variants[w])
+	})
+	var syncCommit string
+	_ = pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
+	res.Note = fmt.Sprintf("the same UPDATE on %d distinct rows; %d clients over a pool of %d; synchronous_commit=%s",
+		l.Concurrency, l.Concurrency, poolSize, syncCommit)
+	return res, err
+}
+
 func pgReserveOnce(ctx context.Context, pool *pgxpool.Pool, variant uuid.UUID) error {
 	tag, err := pool.Exec(ctx, "UPDATE inventory SET on_hand = on_hand - 1 WHERE variant_id = $1 AND on_hand >= 1", variant)
 	if err != nil {

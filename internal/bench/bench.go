@@ -12,6 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,15 +40,23 @@ type Options struct {
 	PGPool           int32 // pool of the PostgreSQL-only baseline (0 = the app's PG_MAX_CONNS)
 	Deadline         time.Duration
 	Out              io.Writer // progress and results; nil = io.Discard
+	// Only, when not empty, runs just these steps (StepNames); the catalog is always loaded.
+	Only []string
+	// CPUProfile, when set, is where a CPU profile of the whole run (service and generator
+	// share the process) is written.
+	CPUProfile string
 }
+
+// StepNames are the steps of a run, in order, as Options.Only names them.
+var StepNames = []string{"healthz", "reserve", "pg", "flash", "creation", "catalog", "churn", "journey", "memory"}
 
 // DefaultOptions returns the full run (a few minutes) or, with quick, the run that
 // completes in under a minute on a 2-core machine.
 func DefaultOptions(quick bool) Options {
 	if quick {
 		return Options{Quick: true, OutDir: "bench/results", Concurrency: 64, Phase: 2 * time.Second,
-			Warmup: 300 * time.Millisecond, Products: 2000, VariantsPer: 2, FlashShoppers: 1500, FlashStock: 300,
-			CreationShoppers: 1000, CartsPerWorker: 4, RedisBenchmarkN: 50000, Deadline: 100 * time.Second}
+			Warmup: 300 * time.Millisecond, Products: 2000, VariantsPer: 2, FlashShoppers: 1000, FlashStock: 200,
+			CreationShoppers: 500, CartsPerWorker: 4, RedisBenchmarkN: 20000, Deadline: 100 * time.Second}
 	}
 	return Options{OutDir: "bench/results", Concurrency: 64, Phase: 10 * time.Second, Warmup: time.Second,
 		Products: 10000, VariantsPer: 2, FlashShoppers: 5000, FlashStock: 1000, CreationShoppers: 3000,
@@ -62,6 +73,7 @@ type runner struct {
 	paths []string // /v1/products/{id} of cat, most popular first
 
 	healthz, evalBench, evalGo, pgOnly *Result
+	pgCommits                          *Result
 	flash, creation, cold, warm        *Result
 	warmPaced                          *Result
 	churn, journey                     *Result
@@ -113,22 +125,37 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 	r.printf("service on %s, database %s, Redis prefix %q, load average %s\n", env.BaseURL, env.DBName,
 		env.Cfg.RedisPrefix, orDash(m.LoadAvgStart))
 
+	if opt.CPUProfile != "" {
+		f, err := os.Create(opt.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+		r.note("CPU profile of the run written to %s", opt.CPUProfile)
+	}
 	steps := []struct {
-		name string
-		fn   func(context.Context) error
+		key, name string
+		fn        func(context.Context) error
 	}{
-		{"catalog data", r.loadCatalog},
-		{"baseline GET /healthz", r.baselineHealthz},
-		{"baseline reserve EVALSHA", r.baselineReserve},
-		{"baseline PostgreSQL-only reserve", r.baselinePG},
-		{"flash sale", r.flashSale},
-		{"checkout creation", r.checkoutCreation},
-		{"catalog read storm", r.catalogStorm},
-		{"cart churn", r.cartChurn},
-		{"full journey", r.fullJourney},
-		{"memory", r.memory},
+		{"", "catalog data", r.loadCatalog},
+		{"healthz", "baseline GET /healthz", r.baselineHealthz},
+		{"reserve", "baseline reserve EVALSHA", r.baselineReserve},
+		{"pg", "baseline PostgreSQL-only reserve", r.baselinePG},
+		{"flash", "flash sale", r.flashSale},
+		{"creation", "checkout creation", r.checkoutCreation},
+		{"catalog", "catalog read storm", r.catalogStorm},
+		{"churn", "cart churn", r.cartChurn},
+		{"journey", "full journey", r.fullJourney},
+		{"memory", "memory", r.memory},
 	}
 	for _, s := range steps {
+		if s.key != "" && len(opt.Only) > 0 && !slices.Contains(opt.Only, s.key) {
+			continue
+		}
 		if ctx.Err() != nil {
 			r.skip(s.name, "the run's deadline passed")
 			continue
@@ -261,6 +288,11 @@ func (r *runner) baselinePG(ctx context.Context) error {
 		return err
 	}
 	r.pgOnly = r.baseline(res)
+	res, err = PGCommits(ctx, r.env.Cfg.DatabaseURL, r.opt.PGPool, r.env.Cfg.Currency, r.timed(""))
+	if err != nil {
+		return err
+	}
+	r.pgCommits = r.baseline(res)
 	return nil
 }
 
@@ -584,6 +616,7 @@ func (r *runner) ratios() {
 	add("product GET cold / GET /healthz", r.cold, r.healthz, 0)
 	add("Redis reservation (EVALSHA, go-redis) / PostgreSQL-only", r.evalGo, r.pgOnly, 5)
 	add("checkout creation (HTTP, hot SKU) / PostgreSQL-only reserve", r.creation, r.pgOnly, 0)
+	add("checkout creation / PostgreSQL commits (a row per client)", r.creation, r.pgCommits, 0)
 	add("cart churn / GET /healthz", r.churn, r.healthz, 0)
 	if r.journey != nil {
 		req := *r.journey

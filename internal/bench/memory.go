@@ -149,15 +149,24 @@ func (r *runner) memory(ctx context.Context) error {
 		r.rep.Memory = append(r.rep.Memory, f)
 		r.printf("%s\n", f.Line())
 	}
-	// Product cache entries: the most popular products (certainly cached after the warm run).
+	// Product cache entries: the most popular products (certainly cached after the warm
+	// run): their details key and the variant → product keys of their variants.
 	if len(r.cat.Products) > 0 {
 		var keys []string
 		n := 0
 		for _, p := range r.cat.Products[:min(200, len(r.cat.Products))] {
 			ks := idx.keysFor(p.ID.String())
-			if len(ks) > 0 {
-				n++
-				keys = append(keys, ks...)
+			if len(ks) == 0 {
+				continue
+			}
+			n++
+			keys = append(keys, ks...)
+			for _, v := range p.Variants {
+				for _, k := range idx.keysFor(v.String()) {
+					if !strings.HasPrefix(strings.TrimPrefix(k, string(r.env.Space)), "inv:") {
+						keys = append(keys, k)
+					}
+				}
 			}
 		}
 		if n > 0 {
@@ -166,13 +175,18 @@ func (r *runner) memory(ctx context.Context) error {
 				return err
 			}
 			add(MemoryFigure{What: "per product cache entry", Bytes: float64(sum) / float64(n), Keys: len(keys), Units: int64(n),
-				Method: fmt.Sprintf("Σ MEMORY USAGE of the keys of %d cached products (%d variants each) / %d; keys: %s",
-					n, r.opt.VariantsPer, n, keyPatterns(r.env.Space, keys)), Pattern: keyPatterns(r.env.Space, keys)})
+				Method: fmt.Sprintf("Σ MEMORY USAGE of the cache keys of %d cached products with %d variants each (%s) / %d",
+					n, r.opt.VariantsPer, keyPatterns(r.env.Space, keys), n), Pattern: keyPatterns(r.env.Space, keys)})
 		}
 	}
 	// Holds: every key of the flash-sale variant (counter, holds, version) / units held.
 	holdFigure := func(what string, variant string, holds int64) error {
-		keys := idx.keysFor(variant)
+		var keys []string
+		for _, k := range idx.keysFor(variant) {
+			if strings.HasPrefix(strings.TrimPrefix(k, string(r.env.Space)), "inv:") {
+				keys = append(keys, k)
+			}
+		}
 		if len(keys) == 0 || holds <= 0 {
 			return nil
 		}
