@@ -93,6 +93,9 @@ func (c Config) Validate() error {
 	if c.CheckoutTTL < c.HoldTTL {
 		errs = append(errs, errors.New("CHECKOUT_TTL must be at least HOLD_TTL"))
 	}
+	if c.RateLimitPerSec < 0 || c.RateLimitPerSec > 1_000_000 {
+		errs = append(errs, errors.New("RATE_LIMIT_PER_SECOND must be between 0 (off) and 1000000"))
+	}
 	if c.PGMaxConns < 1 || c.RedisPoolSize < 1 {
 		errs = append(errs, errors.New("PG_MAX_CONNS and REDIS_POOL_SIZE must be positive"))
 	}

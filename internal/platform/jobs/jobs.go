@@ -321,8 +321,8 @@ func (s *Scheduler) run(ctx context.Context, j *job, tick time.Time, trigger str
 		slog.String("outcome", outcome), slog.Duration("duration", elapsed)}
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "job failed", append(attrs, slog.String("error", err.Error()))...)
-	} else {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "job done", attrs...)
+	} else { // successes are in the metrics; logging each one would flood the log every tick
+		s.log.LogAttrs(ctx, slog.LevelDebug, "job done", attrs...)
 	}
 	return err
 }
