@@ -55,7 +55,9 @@ type Config struct {
 }
 
 // Development reports whether the service runs with developer defaults.
-func (c Config) Development() bool { return c.Env == "development" || c.Env == "dev" || c.Env == "test" }
+func (c Config) Development() bool {
+	return c.Env == "development" || c.Env == "dev" || c.Env == "test"
+}
 
 // Validate checks the configuration and returns every problem at once. Production
 // refuses to start without ADMIN_TOKEN and AUTH_JWT_SECRET.

@@ -57,7 +57,6 @@ func (c client) must(status int, method, path, body string, headers map[string]s
 	return r.json(c.t)
 }
 
-
 // TestEndToEnd starts the real server on :0 and walks a shopper through the shop: catalog,
 // cart with a coupon, checkout with an idempotency key, a declined and an accepted payment,
 // the order, and what another shopper can (not) see; then a graceful shutdown.
