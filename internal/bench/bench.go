@@ -54,8 +54,8 @@ var StepNames = []string{"healthz", "reserve", "pg", "flash", "creation", "catal
 // completes in under a minute on a 2-core machine.
 func DefaultOptions(quick bool) Options {
 	if quick {
-		return Options{Quick: true, OutDir: "bench/results", Concurrency: 64, Phase: 2 * time.Second,
-			Warmup: 300 * time.Millisecond, Products: 2000, VariantsPer: 2, FlashShoppers: 1000, FlashStock: 200,
+		return Options{Quick: true, OutDir: "bench/results", Concurrency: 64, Phase: 1500 * time.Millisecond,
+			Warmup: 200 * time.Millisecond, Products: 2000, VariantsPer: 2, FlashShoppers: 1000, FlashStock: 200,
 			CreationShoppers: 500, CartsPerWorker: 4, RedisBenchmarkN: 20000, Deadline: 100 * time.Second}
 	}
 	return Options{OutDir: "bench/results", Concurrency: 64, Phase: 10 * time.Second, Warmup: time.Second,
@@ -73,7 +73,7 @@ type runner struct {
 	paths []string // /v1/products/{id} of cat, most popular first
 
 	healthz, evalBench, evalGo, pgOnly *Result
-	pgCommits                          *Result
+	pgCommits, svcReserve              *Result
 	flash, creation, cold, warm        *Result
 	warmPaced                          *Result
 	churn, journey                     *Result
@@ -219,12 +219,14 @@ func (r *runner) timed(name string) Load {
 }
 
 func (r *runner) baseline(res Result) *Result {
+	res.Load1 = load1()
 	r.rep.Baselines = append(r.rep.Baselines, res)
 	r.printf("%s\n", res.Line())
 	return &r.rep.Baselines[len(r.rep.Baselines)-1]
 }
 
 func (r *runner) scenario(res Result) *Result {
+	res.Load1 = load1()
 	r.rep.Scenarios = append(r.rep.Scenarios, res)
 	r.printf("%s\n", res.Line())
 	return &r.rep.Scenarios[len(r.rep.Scenarios)-1]
@@ -321,6 +323,12 @@ func (r *runner) baselineReserve(ctx context.Context) error {
 	}
 	gres.Note = "the same script call through go-redis, one round trip per operation (= -P 1)"
 	r.evalGo = r.baseline(gres)
+	sres, err := ServiceReserve(ctx, r.env, r.timed(""))
+	if err != nil {
+		r.note("inventory.Service.Reserve not measured: %v", err)
+	} else {
+		r.svcReserve = r.baseline(sres)
+	}
 	if r.evalBench == nil {
 		r.evalBench = r.evalGo
 	}
@@ -614,7 +622,12 @@ func (r *runner) ratios() {
 	add("flash sale checkouts (hot SKU) / "+evalName, r.flash, r.evalBench, 0)
 	add("product GET warm / GET /healthz", r.warm, r.healthz, 0.70)
 	add("product GET cold / GET /healthz", r.cold, r.healthz, 0)
-	add("Redis reservation (EVALSHA, go-redis) / PostgreSQL-only", r.evalGo, r.pgOnly, 5)
+	if r.svcReserve != nil {
+		add("Redis reservation path (inventory.Reserve) / PostgreSQL-only", r.svcReserve, r.pgOnly, 5)
+		add("raw EVALSHA reserve (go-redis) / PostgreSQL-only", r.evalGo, r.pgOnly, 0)
+	} else {
+		add("Redis reservation (EVALSHA, go-redis) / PostgreSQL-only", r.evalGo, r.pgOnly, 5)
+	}
 	add("checkout creation (HTTP, hot SKU) / PostgreSQL-only reserve", r.creation, r.pgOnly, 0)
 	add("checkout creation / PostgreSQL commits (a row per client)", r.creation, r.pgCommits, 0)
 	add("cart churn / GET /healthz", r.churn, r.healthz, 0)

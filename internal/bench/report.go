@@ -148,6 +148,15 @@ func describeMachine(ctx context.Context, rdb redis.UniversalClient, pool *pgxpo
 	return m
 }
 
+// load1 returns the 1-minute load average ("" when unknown).
+func load1() string {
+	f := strings.Fields(loadAvg())
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
 // loadAvg returns the 1, 5 and 15 minute load averages ("" when unknown).
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -239,16 +248,17 @@ func (r *Report) Markdown(w io.Writer) {
 		if len(rs) == 0 {
 			return
 		}
-		p("\n## %s\n\n| run | clients | req/s | p50 ms | p99 ms | p99.9 ms | requests | errors | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n", title)
+		p("\n## %s\n\n| run | clients | req/s | p50 ms | p99 ms | p99.9 ms | requests | errors | load | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n", title)
 		for _, x := range rs {
 			note := x.Note
 			if len(x.ErrorSamples) > 0 {
 				note = strings.TrimSpace(note + " errors e.g.: " + x.ErrorSamples[0])
 			}
-			p("| %s | %d | %.0f | %.2f | %.2f | %.2f | %d | %d | %s |\n", x.Name, x.Concurrency, x.RPS, x.P50ms, x.P99ms,
-				x.P999ms, x.Requests, x.Errors, strings.ReplaceAll(note, "|", "\\|"))
+			p("| %s | %d | %.0f | %.2f | %.2f | %s | %d | %d | %s | %s |\n", x.Name, x.Concurrency, x.RPS, x.P50ms, x.P99ms,
+				strings.TrimSpace(x.p999()), x.Requests, x.Errors, x.Load1, strings.ReplaceAll(note, "|", "\\|"))
 		}
 	}
+	p("\nThe load column is the machine's 1-minute load average at the end of each run; above %d, other processes competed for the CPUs.\n", m.NProc)
 	table("Baselines", r.Baselines)
 	table("Scenarios", r.Scenarios)
 	if f := r.FlashSale; f != nil {

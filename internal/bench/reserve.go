@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
+	"commerce/internal/inventory"
 	"commerce/scripts/lua"
 )
 
@@ -53,4 +55,28 @@ func reserveCall(ctx context.Context, e *Env) (ScriptCall, func(), error) {
 	call := ScriptCall{Source: lib + "\n" + src, Keys: []string{avail, holds, held, cmt},
 		Args: []string{RandToken, "1", strconv.Itoa(reserveHoldTTLms), strconv.Itoa(reserveReclaim)}}
 	return call, cleanup, nil
+}
+
+// ServiceReserve measures the reservation path as the service runs it:
+// inventory.Service.Reserve of one unit of a hot variant (stock to spare, loaded from
+// PostgreSQL on first use) by a new holder per operation, from l.Concurrency goroutines.
+// It is the Redis side of a checkout without HTTP, cart, pricing or the checkout's rows.
+func ServiceReserve(ctx context.Context, e *Env, l Load) (Result, error) {
+	inv := e.App.Domains().Inventory
+	if inv == nil {
+		return Result{}, fmt.Errorf("the inventory service is not wired")
+	}
+	cat, err := CreateProducts(ctx, e.App.Pool, "svc-hot-"+randHex(3), 1, 1, 1_000_000_000, e.Cfg.Currency)
+	if err != nil {
+		return Result{}, err
+	}
+	lines := []inventory.Line{{VariantID: cat.Variants[0], Quantity: 1}}
+	prefix := "bench-" + randHex(4) + "-"
+	l.Name = "Redis reservation path: inventory.Service.Reserve"
+	res, err := Drive(ctx, l, func(ctx context.Context, _ int, i int64) (int, error) {
+		holder := prefix + strconv.FormatInt(i+1<<40, 36)
+		return 0, inv.Reserve(ctx, holder, lines, 15*time.Minute)
+	})
+	res.Note = "one unit of one hot variant per call, a new holder each time (Lua reserve + hold index), no HTTP"
+	return res, err
 }

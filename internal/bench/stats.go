@@ -26,6 +26,9 @@ type Result struct {
 	// Note says how the figure was obtained when that is not the closed-loop generator
 	// (for example redis-benchmark) or what the run covered.
 	Note string `json:"note,omitempty"`
+	// Load1 is the machine's 1-minute load average when the run ended: above the CPU
+	// count, other processes were competing for the CPUs during the measurement.
+	Load1 string `json:"load1,omitempty"`
 }
 
 // summarise fills the counts and latency figures from the samples of one run.
@@ -71,10 +74,21 @@ func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 
 // Line is the one-line summary printed for a result.
 func (r Result) Line() string {
-	s := fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %7.2f ms  n=%d errors=%d",
-		r.Name, r.RPS, r.P50ms, r.P99ms, r.P999ms, r.Requests, r.Errors)
+	s := fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  p99.9 %s ms  n=%d errors=%d",
+		r.Name, r.RPS, r.P50ms, r.P99ms, r.p999(), r.Requests, r.Errors)
+	if r.Load1 != "" {
+		s += " load=" + r.Load1
+	}
 	if len(r.ErrorSamples) > 0 {
 		s += fmt.Sprintf(" (e.g. %s)", r.ErrorSamples[0])
 	}
 	return s
+}
+
+// p999 prints p99.9, or n/a when the source did not give it (redis-benchmark's CSV).
+func (r Result) p999() string {
+	if r.P999ms == 0 && r.P99ms > 0 {
+		return "    n/a"
+	}
+	return fmt.Sprintf("%7.2f", r.P999ms)
 }
