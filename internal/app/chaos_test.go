@@ -513,7 +513,15 @@ func TestChaosRedisKilledUnderReservationLoad(t *testing.T) {
 
 	events, orders := log.snapshot()
 	var inWindow, catalogInWindow, fiveHundreds int
+	var slowestDown, slowestCatalog time.Duration // answers to requests that started in the outage
 	for _, ev := range events {
+		if ev.start.After(downAt) && ev.start.Before(upAt) {
+			if d := ev.end.Sub(ev.start); ev.kind == "catalog" {
+				slowestCatalog = max(slowestCatalog, d)
+			} else {
+				slowestDown = max(slowestDown, d)
+			}
+		}
 		if ev.status >= 500 && ev.status != http.StatusServiceUnavailable {
 			fiveHundreds++
 			t.Errorf("%s %s answered %d", ev.kind, ev.what, ev.status)
@@ -549,6 +557,8 @@ func TestChaosRedisKilledUnderReservationLoad(t *testing.T) {
 	soldB, _ := e.sold(variantB)
 	t.Logf("%d requests (%d Redis-backed and %d catalog reads during the outage), %d orders confirmed (%d more unconfirmed), scarce variant sold %d/%d",
 		len(events), inWindow, catalogInWindow, len(orders), unconfirmed, soldB, scarce)
+	t.Logf("slowest answer to a request made during the outage: %v Redis-backed (503), %v catalog read (200)",
+		slowestDown.Round(time.Millisecond), slowestCatalog.Round(time.Millisecond))
 }
 
 // TestChaosLostReplyAfterReservation: toxiproxy's limit_data cuts Redis's replies after
