@@ -73,7 +73,7 @@ func (e *InsufficientStockError) Is(target error) bool { return target == ErrIns
 // BelowHeldError is the error of an adjustment refused because it would take on_hand
 // below what is held: only Available units could be taken. errors.Is(err, ErrBelowHeld).
 type BelowHeldError struct {
-	VariantID           uuid.UUID
+	VariantID            uuid.UUID
 	Requested, Available int64
 }
 
@@ -96,8 +96,9 @@ type Hold struct {
 
 // Levels is a variant's stock as PostgreSQL (OnHand, Version) and Redis (Available,
 // Holds) see it. Held is the sum of Holds; Drift = Available + Held − OnHand is 0 when
-// they agree, negative in the safe windows (see the package doc), positive only if
-// something is wrong (Redis would let more units be reserved than exist).
+// they agree, negative in the safe windows (see the package doc), positive while a sale
+// sits between its transaction and its step 3 (its hold still counts but on_hand already
+// dropped) and otherwise only if something is wrong.
 type Levels struct {
 	VariantID uuid.UUID
 	OnHand    int64
@@ -141,6 +142,9 @@ type Hooks struct {
 	// ReconcileRead runs in Reconcile after PostgreSQL was read for a variant and before
 	// the counter is compared (to interleave a concurrent change deterministically).
 	ReconcileRead func(variantID uuid.UUID)
+	// SweepIndex runs in Sweep after a variant's earliest deadline was read and before
+	// the index entry is rewritten from it.
+	SweepIndex func(variantID uuid.UUID)
 }
 
 // Options configure a Service. Zero fields take the defaults in brackets.

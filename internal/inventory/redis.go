@@ -152,19 +152,28 @@ func (r *redisSide) releaseOne(ctx context.Context, id uuid.UUID, holder string)
 	return num(v, 0), str(v, 1), nil
 }
 
-// markOne is Commit's step 1 for one variant. It returns the code, the counter's epoch
-// (OK) or the held quantity (QTY).
-func (r *redisSide) markOne(ctx context.Context, id uuid.UUID, holder, attempt string, q, timeoutMs int64) (string, string, int64, error) {
+type markReply struct {
+	code     string
+	epoch    string // OK: the counter's epoch
+	deadline int64  // OK: when recovery may decide the attempt (ms)
+	held     int64  // QTY: the quantity held
+}
+
+// markOne is Commit's step 1 for one variant.
+func (r *redisSide) markOne(ctx context.Context, id uuid.UUID, holder, attempt string, q, timeoutMs int64) (markReply, error) {
 	k := r.keys(id)
 	v, err := r.run(ctx, "commit", r.mark, []string{k.avail, k.holds, k.held, k.cmt, k.ver}, holder, attempt, q, timeoutMs)
 	if err != nil {
-		return "", "", 0, err
+		return markReply{}, err
 	}
-	code := str(v, 0)
-	if code == codeQty {
-		return code, "", num(v, 1), nil
+	rep := markReply{code: str(v, 0)}
+	switch rep.code {
+	case codeQty:
+		rep.held = num(v, 1)
+	case codeOK:
+		rep.epoch, rep.deadline = str(v, 1), num(v, 2)
 	}
-	return code, str(v, 1), 0, nil
+	return rep, nil
 }
 
 // unmarkOne returns the code and the restored expiry (ms).

@@ -287,10 +287,14 @@ func (s *Service) sell(ctx context.Context, holder, reference string, lines []Li
 	epochs := make([]string, len(lines))
 	// Step 1.
 	for i, l := range lines {
-		code, epoch, held, err := s.r.markOne(ctx, l.VariantID, holder, attempt, l.Quantity, timeoutMs)
-		if err == nil && code == codeOK {
-			epochs[i] = epoch
-			continue
+		rep, err := s.r.markOne(ctx, l.VariantID, holder, attempt, l.Quantity, timeoutMs)
+		if err == nil && rep.code == codeOK {
+			epochs[i] = rep.epoch
+			// The recovery deadline may be earlier than the hold's expiry: make sure the
+			// sweep visits by then. (A crash right here delays recovery to that expiry.)
+			if err = s.r.indexLower(ctx, l.VariantID, rep.deadline); err == nil {
+				continue
+			}
 		}
 		undo := lines[:i]
 		if err != nil {
@@ -300,11 +304,11 @@ func (s *Service) sell(ctx context.Context, holder, reference string, lines []Li
 		if err != nil {
 			return nil, fmt.Errorf("commit %s: mark %s: %w", holder, l.VariantID, err)
 		}
-		switch code {
+		switch rep.code {
 		case codeBusy:
 			return nil, fmt.Errorf("commit %s: variant %s: %w", holder, l.VariantID, ErrHoldBusy)
 		case codeQty:
-			return nil, fmt.Errorf("commit %s: variant %s: holds %d, not %d: %w", holder, l.VariantID, held,
+			return nil, fmt.Errorf("commit %s: variant %s: holds %d, not %d: %w", holder, l.VariantID, rep.held,
 				l.Quantity, ErrHoldMissing)
 		case codeExpired:
 			return nil, fmt.Errorf("commit %s: variant %s: hold expired: %w", holder, l.VariantID, ErrHoldMissing)
@@ -436,26 +440,34 @@ func (s *Service) adjust(ctx context.Context, id uuid.UUID, delta int64, expecte
 		}
 		return nil
 	}
+	// A decrease: hold the units, then sell them. The hold can only go missing between
+	// the two if Redis lost it (or it outlived CommitTimeout): try again with a new one.
 	d := -delta
-	holder := "adj_" + token()
 	l := Line{VariantID: id, Quantity: d}
-	rep, err := s.reserveLine(ctx, holder, l, max(s.opts.CommitTimeout.Milliseconds(), 1))
-	if err != nil {
-		s.releaseAll(ctx, holder, []Line{l})
-		return err
-	}
-	if rep.code != codeOK {
-		return &BelowHeldError{VariantID: id, Requested: d, Available: max(rep.available, 0)}
-	}
-	_, err = s.sell(ctx, holder, reference, []Line{l}, reason, expected, nil)
-	if err != nil {
+	for i := 0; i < 3; i++ {
+		holder := "adj_" + token()
+		rep, err := s.reserveLine(ctx, holder, l, max(s.opts.CommitTimeout.Milliseconds(), 1))
+		if err != nil {
+			s.releaseAll(ctx, holder, []Line{l})
+			return err
+		}
+		if rep.code != codeOK {
+			return &BelowHeldError{VariantID: id, Requested: d, Available: max(rep.available, 0)}
+		}
+		_, err = s.sell(ctx, holder, reference, []Line{l}, reason, expected, nil)
+		if err == nil {
+			return nil
+		}
 		s.releaseAll(ctx, holder, []Line{l}) // held again after a failed step 2
-		if errors.Is(err, ErrInsufficientStock) {
+		switch {
+		case errors.Is(err, ErrHoldMissing):
+			continue
+		case errors.Is(err, ErrInsufficientStock):
 			return &BelowHeldError{VariantID: id, Requested: d, Available: 0}
 		}
 		return err
 	}
-	return nil
+	return fmt.Errorf("adjust %s: the decrease's hold kept disappearing: %w", id, ErrConcurrentChange)
 }
 
 // Set sets on_hand to onHand (0 ≤ onHand ≤ MaxOnHand) through Adjust's protocol with a
@@ -768,6 +780,9 @@ func (s *Service) sweepVariant(ctx context.Context, id uuid.UUID) (int64, int, e
 	first, err := s.r.firstDeadline(ctx, id)
 	if err != nil {
 		return reclaimed, recovered, err
+	}
+	if h := s.opts.Hooks.SweepIndex; h != nil {
+		h(id)
 	}
 	if err := s.r.indexSet(ctx, id, first); err != nil {
 		return reclaimed, recovered, err

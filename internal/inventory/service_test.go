@@ -491,10 +491,11 @@ func TestVersionRules(t *testing.T) {
 		if err := s.Reserve(ctx, "chk", []Line{{id, 4}}, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		code, epoch, _, err := s.r.markOne(ctx, id, "chk", "att1", 4, 60000)
-		if err != nil || code != codeOK {
-			t.Fatal(code, err)
+		rep, err := s.r.markOne(ctx, id, "chk", "att1", 4, 60000)
+		if err != nil || rep.code != codeOK {
+			t.Fatal(rep.code, err)
 		}
+		epoch := rep.epoch
 		vs, err := s.store.sell(ctx, saleSpec{attempt: "att1", holder: "chk", lines: []Line{{id, 4}}, reason: "sale", reference: "chk"})
 		if err != nil {
 			t.Fatal(err)

@@ -6,7 +6,8 @@
 -- ARGV[1] holder; ARGV[2] attempt token; ARGV[3] quantity to sell (>= 1);
 -- ARGV[4] ms after which recovery may decide the attempt (>= 1)
 -- Returns:
---   {'OK', epoch of the counter or ''}  marked (or already marked by this attempt)
+--   {'OK', epoch of the counter or '', recovery deadline ms}  marked (or already
+--                        marked by this attempt)
 --   {'MISSING'}          no hold (nothing written)
 --   {'EXPIRED'}          the hold had expired: it is returned now, as a sweep would
 --   {'QTY', held}        the hold is for another quantity (nothing written)
@@ -19,7 +20,7 @@ if not held then return {'MISSING'} end
 local a = inv_attempt(redis.call('HGET', KEYS[4], holder))
 local epoch = redis.call('HGET', KEYS[5], 'e') or ''
 if a then
-  if a == attempt then return {'OK', epoch} end
+  if a == attempt then return {'OK', epoch, tonumber(redis.call('ZSCORE', KEYS[2], holder))} end
   return {'BUSY'}
 end
 if tonumber(held) ~= q then return {'QTY', tonumber(held)} end
@@ -31,4 +32,4 @@ if exp <= now then
 end
 redis.call('HSET', KEYS[4], holder, attempt .. '|' .. string.format('%d', exp))
 redis.call('ZADD', KEYS[2], now + timeout, holder)
-return {'OK', epoch}
+return {'OK', epoch, now + timeout}
