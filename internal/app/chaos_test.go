@@ -561,6 +561,35 @@ func TestChaosRedisKilledUnderReservationLoad(t *testing.T) {
 		slowestDown.Round(time.Millisecond), slowestCatalog.Round(time.Millisecond))
 }
 
+// TestChaosStorefrontReadsWithSessionWhileRedisDown: storefronts send X-Session-ID on
+// every call, so the matrix line "catalog reads and availability keep answering" must
+// hold for them too, not only for anonymous callers: with Redis down the session cannot
+// be checked, and a read must not fail for that.
+func TestChaosStorefrontReadsWithSessionWhileRedisDown(t *testing.T) {
+	e := newChaosEnv(t, chaosOpts{})
+	e.requireRoutes("POST /admin/products", "GET /v1/products/{}", "GET /v1/products", "GET /v1/variants/{}/availability")
+	product, variant := e.createProduct(5)
+	s := &shop{e: e}
+	if r := s.newSession(); r.status != http.StatusCreated {
+		t.Fatalf("session: %d %s", r.status, r.body)
+	}
+	reads := []string{"/v1/products/" + product, "/v1/products?per_page=5", "/v1/variants/" + variant + "/availability"}
+	for _, p := range reads {
+		if r := e.send("GET", p, "", sess(s.sid)); r.status != http.StatusOK {
+			t.Fatalf("GET %s with Redis up: %d %s", p, r.status, r.body)
+		}
+	}
+	e.redis.Kill()
+	for _, p := range reads {
+		if r := e.send("GET", p, "", sess(s.sid)); r.status != http.StatusOK {
+			t.Errorf("GET %s with a session and Redis down: %d %s, want 200 from PostgreSQL", p, r.status, r.body)
+		}
+	}
+	if r := e.send("POST", "/v1/cart/items", fmt.Sprintf(`{"variant_id":%q,"quantity":1}`, variant), sess(s.sid)); r.status != http.StatusServiceUnavailable {
+		t.Errorf("cart write with Redis down: %d %s, want 503", r.status, r.body)
+	}
+}
+
 // TestChaosLostReplyAfterReservation: toxiproxy's limit_data cuts Redis's replies after
 // K bytes, for K swept across everything a request reads from Redis, so that among the
 // cuts are replies lost after a script ran (Redis applied it, the service never heard;
