@@ -57,6 +57,7 @@ type envConfig struct {
 	chk     checkout.Options
 	inv     inventory.Options
 	pricing checkout.Pricing
+	pay     checkout.PaymentProvider
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -94,7 +95,7 @@ func newEnv(t *testing.T, mutate ...func(*envConfig)) *env {
 		t.Fatal(err)
 	}
 	if ev.svc, err = checkout.NewService(pool, rdb, space, adapters.Inventory{S: ev.inv}, adapters.Carts{S: ev.carts},
-		adapters.Catalog{Src: cache}, cfg.pricing, nil, prometheus.NewRegistry(), cfg.chk); err != nil {
+		adapters.Catalog{Src: cache}, cfg.pricing, cfg.pay, prometheus.NewRegistry(), cfg.chk); err != nil {
 		t.Fatal(err)
 	}
 	if err := ev.svc.LoadScripts(ev.ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestCheckoutLifecycle(t *testing.T) {
+	t.Parallel()
 	ev := newEnv(t)
 	v := ev.variant(10, 1999)
 	me := customerOwner("cust-1")
@@ -125,6 +126,7 @@ func TestCheckoutLifecycle(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	ev := newEnv(t)
 	v := ev.variant(5, 500)
 	me := sessionOwner(ev.session())
@@ -155,6 +157,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestCreateErrors(t *testing.T) {
+	t.Parallel()
 	ev := newEnv(t)
 	v := ev.variant(2, 100)
 	w := ev.variant(10, 100)
