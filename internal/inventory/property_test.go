@@ -53,7 +53,17 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 	e, _ := newPrivateEnv(t)
 	ctx := context.Background()
 	const commitTimeout = 150 * time.Millisecond
-	s := e.service(Options{CommitTimeout: commitTimeout, ReclaimBatch: 5, LoadRetries: 20})
+	// Reconcile pauses between its PostgreSQL read and its script, widening the race
+	// with commits and adjustments that its version check must win.
+	widen := rand.New(rand.NewPCG(seed, 2000))
+	var widenMu sync.Mutex
+	s := e.service(Options{CommitTimeout: commitTimeout, ReclaimBatch: 5, LoadRetries: 20,
+		Hooks: Hooks{ReconcileRead: func(uuid.UUID) {
+			widenMu.Lock()
+			d := time.Duration(widen.IntN(3000)) * time.Microsecond
+			widenMu.Unlock()
+			time.Sleep(d)
+		}}})
 	crashRand := rand.New(rand.NewPCG(seed, 1000))
 	var crashMu sync.Mutex
 	var crashes atomic.Int64
@@ -87,6 +97,24 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 	soldByReturn := map[string][]Line{} // Commit returned nil
 	var st propStats
 	deadline := time.Now().Add(dur)
+	// Every operation runs under gate.RLock; a checkpoint takes gate.Lock, so it sees a
+	// quiescent system, where the invariant must hold exactly (no operation is half done;
+	// a crashed commit's committing hold counts as held and sold nothing).
+	var gate sync.RWMutex
+	checkpoints := 0
+	checkpoint := func(when string) {
+		for _, id := range ids {
+			l, err := s.Levels(ctx, id)
+			if err != nil {
+				t.Errorf("%s: levels: %v", when, err)
+				return
+			}
+			if l.Drift != 0 {
+				t.Errorf("%s: variant %s: available %d + held %d != on_hand %d (holds %+v)",
+					when, id, l.Available, l.Held, l.OnHand, l.Holds)
+			}
+		}
+	}
 
 	type held struct {
 		holder string
@@ -104,7 +132,7 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 			live = append(live[:j], live[j+1:]...)
 			return h, true
 		}
-		for i := 0; time.Now().Before(deadline); i++ {
+		op := func(i int) bool {
 			switch p := r.IntN(100); {
 			case p < 40: // reserve 1-2 lines
 				h := held{holder: fmt.Sprintf("w%d_%d", w, i)}
@@ -122,12 +150,12 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 					st.short.Add(1)
 				default:
 					t.Errorf("reserve: %v", err)
-					return
+					return false
 				}
 			case p < 60: // commit (sometimes failing inside the transaction, sometimes crashing)
 				h, ok := take()
 				if !ok {
-					continue
+					return true
 				}
 				fail := r.IntN(8) == 0
 				inTx := func(ctx context.Context, tx pgx.Tx) error {
@@ -166,12 +194,12 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 					live = append(live, h)
 				default:
 					t.Errorf("commit: %v", err)
-					return
+					return false
 				}
 			case p < 75: // release
 				h, ok := take()
 				if !ok {
-					continue
+					return true
 				}
 				ids := make([]uuid.UUID, len(h.lines))
 				for k, l := range h.lines {
@@ -180,7 +208,7 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 				n, err := s.Release(ctx, h.holder, ids)
 				if err != nil {
 					t.Errorf("release: %v", err)
-					return
+					return false
 				}
 				st.released.Add(n)
 			case p < 85: // adjust
@@ -200,12 +228,12 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 					st.belowHeld.Add(1)
 				default:
 					t.Errorf("adjust %+d: %v", delta, err)
-					return
+					return false
 				}
 			case p < 91:
 				if _, err := s.Sweep(ctx); err != nil {
 					t.Errorf("sweep: %v", err)
-					return
+					return false
 				}
 				st.sweeps.Add(1)
 			case p < 96:
@@ -215,14 +243,23 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 				}
 				if _, err := s.Reconcile(ctx, sub, r.IntN(3) == 0); err != nil {
 					t.Errorf("reconcile: %v", err)
-					return
+					return false
 				}
 				st.reconciles.Add(1)
 			default:
 				if _, err := s.Available(ctx, ids); err != nil {
 					t.Errorf("available: %v", err)
-					return
+					return false
 				}
+			}
+			return true
+		}
+		for i := 0; time.Now().Before(deadline); i++ {
+			gate.RLock()
+			ok := op(i)
+			gate.RUnlock()
+			if !ok {
+				return
 			}
 		}
 	}
@@ -238,6 +275,7 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 999))
 		for time.Now().Before(deadline) {
 			time.Sleep(time.Duration(50+r.IntN(250)) * time.Millisecond)
+			gate.RLock()
 			if r.IntN(5) < 3 {
 				if err := e.rdb.FlushAll(ctx).Err(); err != nil {
 					t.Errorf("flushall: %v", err)
@@ -249,6 +287,19 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 				}
 				st.scriptFlushes.Add(1)
 			}
+			gate.RUnlock()
+		}
+	}()
+	wg.Add(1)
+	go func() { // checkpoints
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(seed, 998))
+		for time.Now().Before(deadline) {
+			time.Sleep(time.Duration(100+r.IntN(200)) * time.Millisecond)
+			gate.Lock()
+			checkpoint("checkpoint")
+			checkpoints++
+			gate.Unlock()
 		}
 	}()
 	wg.Wait()
@@ -256,10 +307,10 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 		t.FailNow()
 	}
 	t.Logf("reserved %d (short %d), committed %d (failed %d, crashed %d, refused by PostgreSQL %d), released %d units, "+
-		"adjusted %d (refused %d), sweeps %d, reconciles %d, FLUSHALL %d, SCRIPT FLUSH %d",
+		"adjusted %d (refused %d), sweeps %d, reconciles %d, FLUSHALL %d, SCRIPT FLUSH %d, checkpoints %d",
 		st.reserved.Load(), st.short.Load(), st.committed.Load(), st.commitFailed.Load(), st.crashed.Load(),
 		st.oversoldWindow.Load(), st.released.Load(), st.adjusted.Load(), st.belowHeld.Load(), st.sweeps.Load(),
-		st.reconciles.Load(), st.flushes.Load(), st.scriptFlushes.Load())
+		st.reconciles.Load(), st.flushes.Load(), st.scriptFlushes.Load(), checkpoints)
 	if st.committed.Load() == 0 || st.flushes.Load() == 0 || st.adjusted.Load() == 0 {
 		t.Fatal("the run exercised too little to mean anything")
 	}
@@ -269,12 +320,10 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 	if _, err := s.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Before any reconcile: no counter above the truth, no hold left committing.
+	// Before any reconcile: the invariant, and no hold left committing.
+	checkpoint("before the final reconcile")
 	for _, id := range ids {
 		l := levels(t, s, id)
-		if l.Drift > 0 {
-			t.Errorf("variant %s before reconcile: available %d + held %d > on_hand %d", id, l.Available, l.Held, l.OnHand)
-		}
 		for _, h := range l.Holds {
 			if h.Committing {
 				t.Errorf("variant %s: hold %+v still committing after recovery", id, h)
