@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.Reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Stats = cachestats.New(a.Reg)
 
-	pool, err := db.Open(ctx, cfg.DatabaseURL, cfg.PGMaxConns)
+	pool, err := db.OpenWithTimeout(ctx, cfg.DatabaseURL, cfg.PGMaxConns, cfg.PGTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (a *App) newEcho() *echo.Echo {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.Use(httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg)),
-		httpx.BodyLimit())
+		httpx.BodyLimit(), httpx.Deadline(a.cfg.RequestTimeout))
 	registerOps(e, a.Pool, a.Redis, a.Reg)
 	return e
 }

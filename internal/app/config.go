@@ -52,6 +52,7 @@ type Config struct {
 	OutboxInterval    time.Duration `env:"OUTBOX_INTERVAL" envDefault:"2s"`
 	JobTimeout        time.Duration `env:"JOB_TIMEOUT" envDefault:"5m"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	RequestTimeout    time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
 }
 
 // Development reports whether the service runs with developer defaults.
@@ -91,6 +92,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration", name))
 		}
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative (0: no deadline)"))
 	}
 	if c.CheckoutTTL < c.HoldTTL {
 		errs = append(errs, errors.New("CHECKOUT_TTL must be at least HOLD_TTL"))

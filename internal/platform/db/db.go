@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
@@ -18,12 +20,25 @@ import (
 // Open returns a pool for url with maxConns connections (0 keeps pgx's default) after a
 // successful ping.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	return OpenWithTimeout(ctx, url, maxConns, 0)
+}
+
+// OpenWithTimeout is Open with a server-side bound on every statement (statement_timeout)
+// and on a transaction left idle (idle_in_transaction_session_timeout), so a stuck query
+// or a crashed caller cannot hold locks for longer than timeout (0: no bound).
+func OpenWithTimeout(ctx context.Context, url string, maxConns int32, timeout time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
+	}
+	if timeout > 0 {
+		ms := strconv.FormatInt(timeout.Milliseconds(), 10)
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = ms
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(4*timeout.Milliseconds(), 10)
+		cfg.ConnConfig.ConnectTimeout = timeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -55,6 +56,22 @@ func BodyLimit() echo.MiddlewareFunc {
 			if r.Body != nil {
 				r.Body = http.MaxBytesReader(c.Response(), r.Body, MaxBody)
 			}
+			return next(c)
+		}
+	}
+}
+
+// Deadline bounds the work of one request: every PostgreSQL and Redis call made with the
+// request's context ends by then, and the funnel answers 503 for what ran out of time.
+func Deadline(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if d <= 0 {
+			return next
+		}
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
 	}
