@@ -37,7 +37,7 @@ const webhookSecret = "whsec-test"
 // env is a checkout service on the real PostgreSQL and Redis with the real inventory,
 // cart and catalog services, behind an echo router like the app's.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	pool     *pgxpool.Pool
 	rdb      redis.UniversalClient
@@ -62,7 +62,7 @@ type envConfig struct {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newEnv(t *testing.T, mutate ...func(*envConfig)) *env {
+func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 	t.Helper()
 	pool, _ := testenv.DB(t)
 	rdb, space := testenv.Redis(t)
@@ -202,7 +202,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -211,7 +211,7 @@ func (r resp) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (r resp) code(t *testing.T) string {
+func (r resp) code(t testing.TB) string {
 	t.Helper()
 	e, ok := r.json(t)["error"].(map[string]any)
 	if !ok {
@@ -263,7 +263,7 @@ type checkoutResp struct {
 	} `json:"total"`
 }
 
-func decode[T any](t *testing.T, r resp) T {
+func decode[T any](t testing.TB, r resp) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(r.body, &v); err != nil {

@@ -618,6 +618,9 @@ func (s *Service) complete(ctx context.Context, c Checkout, token string) (Compl
 			}
 			// Someone else moved it first: wait for them below, then look again.
 		}
+		if time.Now().After(deadline) {
+			return Completion{}, ErrInProgress
+		}
 		if err := s.wait(ctx, c.ID, deadline); err != nil {
 			return Completion{}, err
 		}
