@@ -16,7 +16,8 @@ import (
 // check); 10k: the same spread round-robin over 10,000 variants; evalsha: the reserve
 // script alone through go-redis EvalSha (no Go logic: the floor of a Redis reservation);
 // pg: the reservation a shop without Redis would do, one conditional UPDATE of a hot row.
-// Each serially (latency) and with b.RunParallel (throughput under contention).
+// Each serially (latency of one call) and with b.RunParallel at 8 × GOMAXPROCS
+// goroutines (throughput under contention; ns/op is wall time per operation).
 func BenchmarkReserve(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
@@ -48,6 +49,7 @@ func BenchmarkReserve(b *testing.B) {
 			}
 		})
 		b.Run(name+"/parallel", func(b *testing.B) {
+			b.SetParallelism(8) // 8 × GOMAXPROCS goroutines: the work is I/O bound
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := op(seq.Add(1)); err != nil {
