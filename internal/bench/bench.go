@@ -96,6 +96,7 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 	if opt.Concurrency < 1 {
 		return nil, fmt.Errorf("bench: concurrency must be at least 1")
 	}
+	parent := ctx
 	if opt.Deadline > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opt.Deadline)
@@ -179,6 +180,10 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 	}
 	for _, s := range r.rep.Skipped {
 		r.printf("skipped: %s\n", s)
+	}
+	if err := parent.Err(); err != nil {
+		r.printf("interrupted: report not written\n")
+		return r.rep, err
 	}
 	if opt.OutDir != "" {
 		if err := r.rep.Write(opt.OutDir); err != nil {
@@ -641,8 +646,21 @@ func (r *runner) ratios() {
 		r.rep.Targets = append(r.rep.Targets, Target{Name: fmt.Sprintf("p99 warm product GET (ms, %d clients)", r.warm.Concurrency),
 			Value: r.warm.P99ms, Bound: "< 5 ms", Met: r.warm.P99ms < 5})
 	}
+	if r.warm != nil && r.warm.Requests > 0 {
+		need := float64(r.warm.Concurrency) / 0.005
+		r.note("closed loop: mean latency = clients / throughput (Little's law), so p99 < 5 ms at %d clients needs well over "+
+			"%.0f product GETs/s; GET /healthz reached %.0f req/s on this machine in this run. The paced run shows the "+
+			"latency below saturation.", r.warm.Concurrency, need, rpsOf(r.healthz))
+	}
 	if p := r.warmPaced; p != nil && p.Requests > 0 {
 		r.rep.Targets = append(r.rep.Targets, Target{Name: fmt.Sprintf("p99 warm product GET at 50 %% load (ms, %d clients)", p.Concurrency),
 			Value: p.P99ms, Bound: "< 5 ms, informative", Met: p.P99ms < 5})
 	}
+}
+
+func rpsOf(r *Result) float64 {
+	if r == nil {
+		return 0
+	}
+	return r.RPS
 }
