@@ -11,15 +11,11 @@ import (
 )
 
 // crashEnv is an env whose recovery thresholds are ~0, so recovery may act on whatever a
-// "crashed" request left right after the crash. Holds last 2 s: the inventory's sweep
-// index only learns of a committing hold's recovery deadline at the hold's own expiry
-// (see the report), so a crashed commit is decided once the hold would have expired.
+// "crashed" request left right after the crash.
 func crashEnv(t *testing.T) *env {
 	return newEnv(t, func(c *envConfig) {
 		c.chk.ClaimLease = time.Millisecond
 		c.chk.StaleAfter = time.Millisecond
-		c.chk.HoldTTL = 2 * time.Second
-		c.chk.CheckoutTTL = time.Minute
 		c.inv.CommitTimeout = time.Millisecond
 	})
 }
@@ -180,5 +176,36 @@ func TestCrashDuringCreation(t *testing.T) {
 			}
 			ev.wantLevels(v, 1, 1, 0)
 		})
+	}
+}
+
+// TestNewCheckoutFinishesCrashedCleanup: when the process died after placing an order
+// but before clearing the cart, a new checkout of that cart (before any recovery job)
+// finishes the cleanup instead of selling the same lines again.
+func TestNewCheckoutFinishesCrashedCleanup(t *testing.T) {
+	ev := newEnv(t)
+	v := ev.variant(5, 1000)
+	me := sessionOwner(ev.session())
+	ev.add(me, v, 2)
+	co := ev.createCheckout(me)
+	checkout.SetHook(ev.svc, func(p string) {
+		if p == checkout.HookAfterConfirm {
+			panic(errCrash)
+		}
+	})
+	if !crashed(func() { _, _ = ev.svc.Complete(ev.ctx, checkout.Identity{SessionID: me.ID}, co.ID, "tok_ok") }) {
+		t.Fatal("no crash")
+	}
+	checkout.SetHook(ev.svc, nil)
+	if c := ev.cart(me); c.LockedBy != co.ID.String() || len(c.Lines) != 1 {
+		t.Fatalf("cart after the crash: %+v", c)
+	}
+	r := ev.do(http.MethodPost, "/v1/checkouts", "{}", ev.who(me))
+	if r.status != http.StatusUnprocessableEntity || r.code(t) != "cart_empty" {
+		t.Fatalf("new checkout of the bought cart: %d %s", r.status, r.body)
+	}
+	ev.wantLevels(v, 3, 3, 0)
+	if n := ev.count(`SELECT count(*) FROM checkouts WHERE cleaned_at IS NULL`); n != 0 {
+		t.Fatalf("%d checkouts left uncleaned", n)
 	}
 }

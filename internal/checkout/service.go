@@ -327,8 +327,10 @@ func (s *Service) existing(ctx context.Context, owner Owner) (Checkout, bool, er
 	return c, true, nil
 }
 
-// freeze freezes owner's cart for id. A lock left by a checkout that is over (or was never
-// stored: a request that crashed between freezing and inserting) is cleared first.
+// freeze freezes owner's cart for id. A lock left by a checkout that is over and whose
+// cleanup a crash interrupted is finished first (a completed checkout's cart is cleared,
+// so its lines are not bought twice); a lock of a checkout that was never stored (a
+// request that crashed between freezing and inserting) is cleared.
 func (s *Service) freeze(ctx context.Context, owner Owner, id uuid.UUID) (CartSnapshot, error) {
 	for attempt := 0; ; attempt++ {
 		snap, err := s.carts.Freeze(ctx, owner, id.String())
@@ -339,17 +341,22 @@ func (s *Service) freeze(ctx context.Context, owner Owner, id uuid.UUID) (CartSn
 			}
 			return snap, err
 		}
-		if other, perr := uuid.Parse(le.CheckoutID); perr == nil {
-			oc, gerr := s.st.get(ctx, other)
-			switch {
-			case gerr == nil && !oc.State.Final():
-				return CartSnapshot{}, ErrInProgress
-			case gerr != nil && !errors.Is(gerr, ErrNotFound):
-				return CartSnapshot{}, gerr
-			}
+		other, perr := uuid.Parse(le.CheckoutID)
+		var oc Checkout
+		if perr == nil {
+			oc, err = s.st.get(ctx, other)
 		}
-		if err := s.carts.Unfreeze(ctx, owner, le.CheckoutID); err != nil {
+		switch {
+		case perr != nil || errors.Is(err, ErrNotFound):
+			if err := s.carts.Unfreeze(ctx, owner, le.CheckoutID); err != nil {
+				return CartSnapshot{}, err
+			}
+		case err != nil:
 			return CartSnapshot{}, err
+		case !oc.State.Final():
+			return CartSnapshot{}, ErrInProgress
+		default:
+			s.cleanup(ctx, oc)
 		}
 	}
 }
