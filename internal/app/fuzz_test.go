@@ -32,7 +32,7 @@ func fuzzConfig(tb testing.TB) Config {
 		ProductTTL: 6 * time.Hour, DiscountTTL: 4 * time.Hour, IdempotencyTTL: 24 * time.Hour,
 		SessionsPerMinute: 100000, RateLimitPerSec: 100000, WarmProductsCron: "0 */6 * * *",
 		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
-		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second}
+		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second, RequestTimeout: 10 * time.Second}
 	if addrs := testenv.RedisAddrs(); len(addrs) > 1 {
 		cfg.RedisAddrs = addrs
 	} else {
