@@ -129,7 +129,7 @@ func (e *chaosEnv) requireRoutes(routes ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		e.t.Skipf("routes not wired yet: %s", strings.Join(missing, ", "))
+		e.t.Fatalf("routes not wired: %s", strings.Join(missing, ", "))
 	}
 }
 

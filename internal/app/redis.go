@@ -12,7 +12,10 @@ import (
 func OpenRedis(c Config) (redis.UniversalClient, error) {
 	opts := &redis.UniversalOptions{PoolSize: c.RedisPoolSize, ReadTimeout: c.RedisTimeout,
 		WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout, PoolTimeout: 2 * c.RedisTimeout,
-		MaxRetries: 1}
+		// A lost reply must not re-send a write script (MaxRetries -1); idempotent reads
+		// retry explicitly. Context deadlines cut calls (request deadline, breaker), and
+		// one dial attempt keeps a Redis outage a fast 503 rather than a slow one.
+		MaxRetries: -1, DialerRetries: 1, ContextTimeoutEnabled: true}
 	if len(c.RedisAddrs) > 0 {
 		opts.Addrs = c.RedisAddrs
 		opts.IsClusterMode = true

@@ -62,7 +62,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 
 	// Inventory (L1).
 	inv, err := inventory.NewService(a.Pool, a.Redis, a.Space, a.Reg,
-		inventory.Options{HoldTTL: cfg.HoldTTL, Logger: a.log})
+		inventory.Options{HoldTTL: cfg.HoldTTL, Logger: a.log, RetryMetrics: rm})
 	if err != nil {
 		return err
 	}

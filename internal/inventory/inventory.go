@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"commerce/internal/platform/resilience"
 )
 
 // Sentinel errors. Methods wrap them with context; match with errors.Is.
@@ -151,6 +153,9 @@ type Hooks struct {
 type Options struct {
 	// HoldTTL is the hold TTL when Reserve is given ttl <= 0 [15m].
 	HoldTTL time.Duration
+	// RetryMetrics counts the retries of PostgreSQL serialization failures and deadlocks
+	// (nil: not counted).
+	RetryMetrics *resilience.Metrics
 	// CommitTimeout is how long a committing hold waits before recovery may decide its
 	// attempt in PostgreSQL [30s]. Correctness does not depend on it (recovery and a late
 	// commit are fenced in PostgreSQL); it only bounds how long a crashed commit's units

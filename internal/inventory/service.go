@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"commerce/internal/platform/resilience"
 	"commerce/internal/platform/rkey"
 )
 
@@ -322,8 +323,13 @@ func (s *Service) sell(ctx context.Context, holder, reference string, lines []Li
 		}
 	}
 	// Step 2.
-	versions, err := s.store.sell(ctx, saleSpec{attempt: attempt, holder: holder, lines: lines, reason: reason,
-		reference: reference, expected: expected, inTx: inTx})
+	// A serialization failure or deadlock rolls the whole transaction back (inTx included),
+	// so running it again is safe.
+	versions, err := resilience.RetryValue(ctx, resilience.PostgresPolicy("inventory.sell", s.opts.RetryMetrics),
+		func(ctx context.Context) (map[uuid.UUID]int64, error) {
+			return s.store.sell(ctx, saleSpec{attempt: attempt, holder: holder, lines: lines, reason: reason,
+				reference: reference, expected: expected, inTx: inTx})
+		})
 	switch {
 	case err == nil:
 	case errors.Is(err, errAttemptAborted):
@@ -430,7 +436,10 @@ func (s *Service) adjust(ctx context.Context, id uuid.UUID, delta int64, expecte
 		if err := s.r.probe(ctx, id); err != nil {
 			return err
 		}
-		row, err := s.store.add(ctx, id, delta, expected, reason, reference)
+		row, err := resilience.RetryValue(ctx, resilience.PostgresPolicy("inventory.add", s.opts.RetryMetrics),
+			func(ctx context.Context) (stockRow, error) {
+				return s.store.add(ctx, id, delta, expected, reason, reference)
+			})
 		if err != nil {
 			return err
 		}

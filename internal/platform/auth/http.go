@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/rkey"
 )
 
 const callerKey = "auth.caller"
@@ -38,7 +39,13 @@ func Identify(tokens *Tokens, sessions *Sessions) echo.MiddlewareFunc {
 					if errors.Is(err, ErrInvalidSession) {
 						return httpx.Unauthorized("unknown or expired session")
 					}
-					return httpx.Unavailable(err)
+					// Redis cannot vouch for the session. A read goes on with the id
+					// unverified (catalog and availability degrade to PostgreSQL; what
+					// lives in Redis answers 503 anyway; a session id is unguessable, so
+					// an order lookup by it stays private); a write is refused.
+					if m := c.Request().Method; (m != http.MethodGet && m != http.MethodHead) || !rkey.ValidSessionID(sid) {
+						return httpx.Unavailable(err)
+					}
 				}
 				caller.SessionID = sid
 			}
