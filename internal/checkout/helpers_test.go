@@ -62,6 +62,14 @@ type envConfig struct {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// testWriter sends the error funnel's log lines (5xx only) to the test log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimSpace(p)))
+	return len(p), nil
+}
+
 func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 	t.Helper()
 	pool, _ := testenv.DB(t)
@@ -104,7 +112,7 @@ func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 	ev.sessions = auth.NewSessions(rdb, space, time.Hour, 0)
 	ev.tokens = auth.NewTokens("jwt-secret-for-checkout-tests-0123456789")
 	ev.e = echo.New()
-	ev.e.HTTPErrorHandler = httpx.ErrorHandler(quiet())
+	ev.e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	v1 := ev.e.Group("/v1", auth.Identify(ev.tokens, ev.sessions))
 	checkout.NewHandler(ev.svc, webhookSecret).Register(v1, nil)
 	return ev
