@@ -158,7 +158,11 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 			continue
 		}
 		if ctx.Err() != nil {
-			r.skip(s.name, "the run's deadline passed")
+			why := fmt.Sprintf("the run's deadline (%s) passed", opt.Deadline)
+			if parent.Err() != nil {
+				why = "interrupted"
+			}
+			r.skip(s.name, why)
 			continue
 		}
 		if err := s.fn(ctx); err != nil {

@@ -46,20 +46,22 @@ func Drive(ctx context.Context, l Load, op Op) (Result, error) {
 		return Result{}, errors.New("bench: a load needs a duration or an operation count")
 	}
 	if l.Warmup > 0 {
-		wctx, cancel := context.WithTimeout(ctx, l.Warmup)
+		// Like the measured run, the warm-up stops issuing at its end and lets operations
+		// in flight finish: cancelling them would close connections and log errors on the
+		// server side.
+		end := time.Now().Add(l.Warmup)
 		var wg sync.WaitGroup
 		var seq atomic.Int64
 		for w := 0; w < l.Concurrency; w++ {
 			wg.Add(1)
 			go func(w int) {
 				defer wg.Done()
-				for wctx.Err() == nil {
-					_, _ = op(wctx, w, -1-seq.Add(1))
+				for ctx.Err() == nil && time.Now().Before(end) {
+					_, _ = op(ctx, w, -1-seq.Add(1))
 				}
 			}(w)
 		}
 		wg.Wait()
-		cancel()
 	}
 
 	type workerStats struct {
