@@ -20,6 +20,7 @@ SHELL := bash
 GO            ?= go
 TEST_FLAGS    ?=
 FUZZTIME      ?= 30s
+TEST_FUZZTIME ?= 5s
 BENCH_QUICK   ?=
 BENCH_GO      ?=
 BENCHTIME     ?= $(if $(filter 1 true yes,$(BENCH_QUICK)),200ms,1s)
@@ -74,8 +75,9 @@ run: services $(DEV_ENV) ## serve the demo shop on http://127.0.0.1:8080 (SEED_D
 	echo "  PAYMENT_WEBHOOK_SECRET=$$PAYMENT_WEBHOOK_SECRET"; \
 	exec $(GO) run ./cmd/commerce serve
 
-test: services ## run every test with -race against the local PostgreSQL and Redis
+test: services ## run every test with -race against the local PostgreSQL and Redis, then fuzz each target briefly
 	CI=$${CI:-} $(GO) test -race -count=1 -timeout 15m $(TEST_FLAGS) ./...
+	@if [ "$(TEST_FUZZTIME)" != "0" ]; then $(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME); fi
 
 test-cluster: services ## run the inventory, cart and checkout tests against a local 3-master Redis Cluster
 	@trap 'scripts/redis-cluster.sh stop $(CLUSTER_BASE_PORT)' EXIT; \
