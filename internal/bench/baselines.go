@@ -144,8 +144,17 @@ func RedisBenchmark(ctx context.Context, addr, password string, cluster bool, sh
 	res.Concurrency = clients
 	res.Requests = int64(n)
 	res.ElapsedSec = elapsed.Seconds()
-	res.Note = "redis-benchmark -n " + strconv.Itoa(n) + " -c " + strconv.Itoa(clients) + " -P 1 -r 1000000000 EVALSHA <sha of reserve.lua> " +
-		strconv.Itoa(len(call.Keys)) + " " + strings.Join(call.Keys, " ") + " " + strings.Join(call.Args, " ")
+	shown := make([]string, len(call.Keys))
+	for i, k := range call.Keys {
+		if t := hashTag(k); t != "" {
+			k = k[strings.IndexByte(k, '{'):]
+			k = strings.Replace(k, "{"+t+"}", "{v}", 1)
+		}
+		shown[i] = k
+	}
+	res.Note = "redis-benchmark -n " + strconv.Itoa(n) + " -c " + strconv.Itoa(clients) + " -P 1 -r 1000000000 EVALSHA <sha> " +
+		strconv.Itoa(len(call.Keys)) + " " + strings.Join(shown, " ") + " " + strings.Join(call.Args, " ") +
+		" (keys under the run's prefix; the script is inv_lib.lua + reserve.lua as the service loads it)"
 	if strings.Contains(stdout.String(), "Error") || strings.Contains(stderr.String(), "Error") {
 		res.Errors = 1
 		res.ErrorSamples = []string{truncate(stderr.String()+stdout.String(), 200)}
