@@ -12,7 +12,6 @@ import (
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
-	"commerce/internal/platform/money"
 )
 
 // Handler serves the cart and preferences routes of the API contract.
@@ -256,28 +255,21 @@ func httpError(err error) error {
 	return err
 }
 
-type moneyJSON struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-}
-
-func toMoney(m money.Money) moneyJSON { return moneyJSON{Amount: m.Amount, Currency: m.Currency} }
-
 type cartLineJSON struct {
-	VariantID uuid.UUID `json:"variant_id"`
-	SKU       string    `json:"sku"`
-	Name      string    `json:"name"`
-	Quantity  int64     `json:"quantity"`
-	UnitPrice moneyJSON `json:"unit_price"`
-	LineTotal moneyJSON `json:"line_total"`
-	Discount  moneyJSON `json:"discount"`
+	VariantID uuid.UUID   `json:"variant_id"`
+	SKU       string      `json:"sku"`
+	Name      string      `json:"name"`
+	Quantity  int64       `json:"quantity"`
+	UnitPrice httpx.Money `json:"unit_price"`
+	LineTotal httpx.Money `json:"line_total"`
+	Discount  httpx.Money `json:"discount"`
 }
 
 type appliedDiscountJSON struct {
-	ID     uuid.UUID `json:"id"`
-	Name   string    `json:"name"`
-	Code   *string   `json:"code"`
-	Amount moneyJSON `json:"amount"`
+	ID     uuid.UUID   `json:"id"`
+	Name   string      `json:"name"`
+	Code   *string     `json:"code"`
+	Amount httpx.Money `json:"amount"`
 }
 
 type cartJSON struct {
@@ -286,9 +278,9 @@ type cartJSON struct {
 	Lines            []cartLineJSON        `json:"lines"`
 	CouponCode       *string               `json:"coupon_code"`
 	AppliedDiscounts []appliedDiscountJSON `json:"applied_discounts"`
-	Subtotal         moneyJSON             `json:"subtotal"`
-	DiscountTotal    moneyJSON             `json:"discount_total"`
-	Total            moneyJSON             `json:"total"`
+	Subtotal         httpx.Money           `json:"subtotal"`
+	DiscountTotal    httpx.Money           `json:"discount_total"`
+	Total            httpx.Money           `json:"total"`
 	LockedByCheckout *string               `json:"locked_by_checkout"`
 	UpdatedAt        *time.Time            `json:"updated_at"`
 	ExpiresAt        *time.Time            `json:"expires_at"`
@@ -312,16 +304,16 @@ func optTime(t time.Time) *time.Time {
 func toCartJSON(c Cart) cartJSON {
 	out := cartJSON{ID: c.ID, Owner: string(c.Owner), Lines: make([]cartLineJSON, 0, len(c.Lines)),
 		CouponCode: optString(c.Coupon), AppliedDiscounts: make([]appliedDiscountJSON, 0, len(c.Applied)),
-		Subtotal: toMoney(c.Subtotal), DiscountTotal: toMoney(c.DiscountTotal), Total: toMoney(c.Total),
+		Subtotal: httpx.MoneyOf(c.Subtotal), DiscountTotal: httpx.MoneyOf(c.DiscountTotal), Total: httpx.MoneyOf(c.Total),
 		LockedByCheckout: optString(c.LockedBy), UpdatedAt: optTime(c.UpdatedAt), ExpiresAt: optTime(c.ExpiresAt)}
 	for _, l := range c.Lines {
 		out.Lines = append(out.Lines, cartLineJSON{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name,
-			Quantity: l.Quantity, UnitPrice: toMoney(l.UnitPrice), LineTotal: toMoney(l.LineTotal),
-			Discount: toMoney(l.Discount)})
+			Quantity: l.Quantity, UnitPrice: httpx.MoneyOf(l.UnitPrice), LineTotal: httpx.MoneyOf(l.LineTotal),
+			Discount: httpx.MoneyOf(l.Discount)})
 	}
 	for _, a := range c.Applied {
 		out.AppliedDiscounts = append(out.AppliedDiscounts, appliedDiscountJSON{ID: a.ID, Name: a.Name,
-			Code: optString(a.Code), Amount: toMoney(a.Amount)})
+			Code: optString(a.Code), Amount: httpx.MoneyOf(a.Amount)})
 	}
 	return out
 }

@@ -34,11 +34,6 @@ func (h *Handler) Register(v1, admin *echo.Group) {
 
 // --- wire types -----------------------------------------------------------------------
 
-type moneyJSON struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-}
-
 // moneyInput has pointer fields so a missing amount or currency is reported as such.
 type moneyInput struct {
 	Amount   *int64  `json:"amount"`
@@ -49,7 +44,7 @@ type variantJSON struct {
 	ID         uuid.UUID      `json:"id"`
 	SKU        string         `json:"sku"`
 	Name       string         `json:"name"`
-	Price      moneyJSON      `json:"price"`
+	Price      httpx.Money    `json:"price"`
 	Attributes map[string]any `json:"attributes"`
 }
 
@@ -111,7 +106,7 @@ func toJSON(p Product) productJSON {
 		UpdatedAt: p.UpdatedAt.UTC().Format(time.RFC3339), Variants: make([]variantJSON, len(p.Variants))}
 	for i, v := range p.Variants {
 		out.Variants[i] = variantJSON{ID: v.ID, SKU: v.SKU, Name: v.Name,
-			Price: moneyJSON{Amount: v.Price.Amount, Currency: v.Price.Currency}, Attributes: nonNil(v.Attributes)}
+			Price: httpx.Money{Amount: v.Price.Amount, Currency: v.Price.Currency}, Attributes: nonNil(v.Attributes)}
 	}
 	return out
 }

@@ -20,7 +20,6 @@ import (
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
-	"commerce/internal/platform/money"
 )
 
 // Header names of the checkout routes.
@@ -393,34 +392,27 @@ func (h *Handler) listOrders(c echo.Context) error {
 
 // -------------------------------------------------------------------------- JSON
 
-type moneyJSON struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-}
-
-func toMoney(m money.Money) moneyJSON { return moneyJSON{Amount: m.Amount, Currency: m.Currency} }
-
 type lineJSON struct {
-	VariantID uuid.UUID `json:"variant_id"`
-	SKU       string    `json:"sku"`
-	Name      string    `json:"name"`
-	Quantity  int64     `json:"quantity"`
-	UnitPrice moneyJSON `json:"unit_price"`
-	LineTotal moneyJSON `json:"line_total"`
-	Discount  moneyJSON `json:"discount"`
+	VariantID uuid.UUID   `json:"variant_id"`
+	SKU       string      `json:"sku"`
+	Name      string      `json:"name"`
+	Quantity  int64       `json:"quantity"`
+	UnitPrice httpx.Money `json:"unit_price"`
+	LineTotal httpx.Money `json:"line_total"`
+	Discount  httpx.Money `json:"discount"`
 }
 
 type appliedJSON struct {
-	ID     uuid.UUID `json:"id"`
-	Name   string    `json:"name"`
-	Code   *string   `json:"code"`
-	Amount moneyJSON `json:"amount"`
+	ID     uuid.UUID   `json:"id"`
+	Name   string      `json:"name"`
+	Code   *string     `json:"code"`
+	Amount httpx.Money `json:"amount"`
 }
 
 type intentJSON struct {
-	ID     string    `json:"id"`
-	Status string    `json:"status"`
-	Amount moneyJSON `json:"amount"`
+	ID     string      `json:"id"`
+	Status string      `json:"status"`
+	Amount httpx.Money `json:"amount"`
 }
 
 type checkoutJSON struct {
@@ -429,9 +421,9 @@ type checkoutJSON struct {
 	Email            *string       `json:"email"`
 	Lines            []lineJSON    `json:"lines"`
 	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
-	Subtotal         moneyJSON     `json:"subtotal"`
-	DiscountTotal    moneyJSON     `json:"discount_total"`
-	Total            moneyJSON     `json:"total"`
+	Subtotal         httpx.Money   `json:"subtotal"`
+	DiscountTotal    httpx.Money   `json:"discount_total"`
+	Total            httpx.Money   `json:"total"`
 	ExpiresAt        time.Time     `json:"expires_at"`
 	PaymentIntent    *intentJSON   `json:"payment_intent"`
 	OrderID          *uuid.UUID    `json:"order_id"`
@@ -445,9 +437,9 @@ type orderJSON struct {
 	Email            *string       `json:"email"`
 	Lines            []lineJSON    `json:"lines"`
 	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
-	Subtotal         moneyJSON     `json:"subtotal"`
-	DiscountTotal    moneyJSON     `json:"discount_total"`
-	Total            moneyJSON     `json:"total"`
+	Subtotal         httpx.Money   `json:"subtotal"`
+	DiscountTotal    httpx.Money   `json:"discount_total"`
+	Total            httpx.Money   `json:"total"`
 	CreatedAt        time.Time     `json:"created_at"`
 }
 
@@ -473,7 +465,7 @@ func toLinesJSON(ls []Line) []lineJSON {
 	out := make([]lineJSON, len(ls))
 	for i, l := range ls {
 		out[i] = lineJSON{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
-			UnitPrice: toMoney(l.UnitPrice), LineTotal: toMoney(l.LineTotal), Discount: toMoney(l.Discount)}
+			UnitPrice: httpx.MoneyOf(l.UnitPrice), LineTotal: httpx.MoneyOf(l.LineTotal), Discount: httpx.MoneyOf(l.Discount)}
 	}
 	return out
 }
@@ -481,21 +473,21 @@ func toLinesJSON(ls []Line) []lineJSON {
 func toAppliedJSON(as []AppliedDiscount) []appliedJSON {
 	out := make([]appliedJSON, len(as))
 	for i, a := range as {
-		out[i] = appliedJSON{ID: a.ID, Name: a.Name, Code: optString(a.Code), Amount: toMoney(a.Amount)}
+		out[i] = appliedJSON{ID: a.ID, Name: a.Name, Code: optString(a.Code), Amount: httpx.MoneyOf(a.Amount)}
 	}
 	return out
 }
 
 func toCheckoutJSON(c Checkout) checkoutJSON {
 	out := checkoutJSON{ID: c.ID, State: string(c.State), Email: optString(c.Email), Lines: toLinesJSON(c.Lines),
-		AppliedDiscounts: toAppliedJSON(c.Applied), Subtotal: toMoney(c.Subtotal),
-		DiscountTotal: toMoney(c.DiscountTotal), Total: toMoney(c.Total), ExpiresAt: c.ExpiresAt.UTC()}
+		AppliedDiscounts: toAppliedJSON(c.Applied), Subtotal: httpx.MoneyOf(c.Subtotal),
+		DiscountTotal: httpx.MoneyOf(c.DiscountTotal), Total: httpx.MoneyOf(c.Total), ExpiresAt: c.ExpiresAt.UTC()}
 	if c.PaymentIntentID != "" {
 		st := c.PaymentStatus
 		if st == "" {
 			st = PaymentRequiresConfirmation
 		}
-		out.PaymentIntent = &intentJSON{ID: c.PaymentIntentID, Status: string(st), Amount: toMoney(c.Total)}
+		out.PaymentIntent = &intentJSON{ID: c.PaymentIntentID, Status: string(st), Amount: httpx.MoneyOf(c.Total)}
 	}
 	if c.OrderID != uuid.Nil {
 		id := c.OrderID
@@ -507,6 +499,6 @@ func toCheckoutJSON(c Checkout) checkoutJSON {
 func toOrderJSON(o Order) orderJSON {
 	return orderJSON{ID: o.ID, Number: o.Number, CheckoutID: o.CheckoutID, Status: o.Status,
 		Email: optString(o.Email), Lines: toLinesJSON(o.Lines), AppliedDiscounts: toAppliedJSON(o.Applied),
-		Subtotal: toMoney(o.Subtotal), DiscountTotal: toMoney(o.DiscountTotal), Total: toMoney(o.Total),
+		Subtotal: httpx.MoneyOf(o.Subtotal), DiscountTotal: httpx.MoneyOf(o.DiscountTotal), Total: httpx.MoneyOf(o.Total),
 		CreatedAt: o.CreatedAt.UTC()}
 }

@@ -162,26 +162,21 @@ type scopeJSON struct {
 	IDs  []string `json:"ids"`
 }
 
-type moneyJSON struct {
-	Amount   int64  `json:"amount"`
-	Currency string `json:"currency"`
-}
-
 // discountBody is the body of POST (every required field) and PATCH (any subset; null
 // clears code, currency, min_subtotal, starts_at and ends_at) of /admin/discounts.
 type discountBody struct {
-	Name        optional[string]    `json:"name"`
-	Code        optional[string]    `json:"code"`
-	Kind        optional[string]    `json:"kind"`
-	Value       optional[int64]     `json:"value"`
-	Currency    optional[string]    `json:"currency"`
-	Scope       optional[scopeJSON] `json:"scope"`
-	MinSubtotal optional[moneyJSON] `json:"min_subtotal"`
-	StartsAt    optional[string]    `json:"starts_at"`
-	EndsAt      optional[string]    `json:"ends_at"`
-	Priority    optional[int]       `json:"priority"`
-	Stackable   optional[bool]      `json:"stackable"`
-	Active      optional[bool]      `json:"active"`
+	Name        optional[string]      `json:"name"`
+	Code        optional[string]      `json:"code"`
+	Kind        optional[string]      `json:"kind"`
+	Value       optional[int64]       `json:"value"`
+	Currency    optional[string]      `json:"currency"`
+	Scope       optional[scopeJSON]   `json:"scope"`
+	MinSubtotal optional[httpx.Money] `json:"min_subtotal"`
+	StartsAt    optional[string]      `json:"starts_at"`
+	EndsAt      optional[string]      `json:"ends_at"`
+	Priority    optional[int]         `json:"priority"`
+	Stackable   optional[bool]        `json:"stackable"`
+	Active      optional[bool]        `json:"active"`
 }
 
 // apply copies the fields present in b onto r and returns the problems found while doing
@@ -279,21 +274,21 @@ func (b discountBody) apply(r *Rule, create bool) map[string]string {
 }
 
 type discountJSON struct {
-	ID          uuid.UUID  `json:"id"`
-	Name        string     `json:"name"`
-	Code        *string    `json:"code"`
-	Kind        string     `json:"kind"`
-	Value       int64      `json:"value"`
-	Currency    *string    `json:"currency"`
-	Scope       scopeJSON  `json:"scope"`
-	MinSubtotal *moneyJSON `json:"min_subtotal"`
-	StartsAt    *time.Time `json:"starts_at"`
-	EndsAt      *time.Time `json:"ends_at"`
-	Priority    int        `json:"priority"`
-	Stackable   bool       `json:"stackable"`
-	Active      bool       `json:"active"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
+	ID          uuid.UUID    `json:"id"`
+	Name        string       `json:"name"`
+	Code        *string      `json:"code"`
+	Kind        string       `json:"kind"`
+	Value       int64        `json:"value"`
+	Currency    *string      `json:"currency"`
+	Scope       scopeJSON    `json:"scope"`
+	MinSubtotal *httpx.Money `json:"min_subtotal"`
+	StartsAt    *time.Time   `json:"starts_at"`
+	EndsAt      *time.Time   `json:"ends_at"`
+	Priority    int          `json:"priority"`
+	Stackable   bool         `json:"stackable"`
+	Active      bool         `json:"active"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
 	// RulesetVersion is the version a write produced (omitted on reads).
 	RulesetVersion int64 `json:"ruleset_version,omitempty"`
 }
@@ -318,7 +313,7 @@ func toDiscountJSON(d Discount, version int64) discountJSON {
 		out.Currency = &d.Currency
 	}
 	if d.MinSubtotal != nil {
-		out.MinSubtotal = &moneyJSON{Amount: d.MinSubtotal.Amount, Currency: d.MinSubtotal.Currency}
+		out.MinSubtotal = &httpx.Money{Amount: d.MinSubtotal.Amount, Currency: d.MinSubtotal.Currency}
 	}
 	return out
 }
