@@ -198,18 +198,6 @@ func (e *Env) dropDB() {
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{e.DBName}.Sanitize()+" WITH (FORCE)")
 }
 
-// DBExists reports whether the run's database still exists (tests check Close dropped it).
-func (e *Env) DBExists(ctx context.Context) (bool, error) {
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close(ctx)
-	var ok bool
-	err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", e.DBName).Scan(&ok)
-	return ok, err
-}
-
 // DeleteSpace deletes every key of space with SCAN (on every master in Cluster) and
 // returns how many it deleted.
 func DeleteSpace(ctx context.Context, c redis.UniversalClient, space rkey.Space) (int64, error) {

@@ -255,9 +255,7 @@ func (r *runner) memory(ctx context.Context) error {
 	if len(r.sessions) > 0 {
 		var keys []string
 		for _, sid := range r.sessions {
-			for _, k := range idx.byTag[sid] {
-				keys = append(keys, k)
-			}
+			keys = append(keys, idx.byTag[sid]...)
 		}
 		if len(keys) > 0 {
 			sum, err := memoryOf(ctx, rdb, keys)

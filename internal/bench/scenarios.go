@@ -105,8 +105,6 @@ type FlashSale struct {
 	Available *int64 `json:"admin_available,omitempty"`
 	OK        bool   `json:"ok"`
 	Detail    string `json:"detail"`
-
-	checkoutIDs []string
 }
 
 // checkoutAll has every shopper POST /v1/checkouts once, concurrently, and counts the
