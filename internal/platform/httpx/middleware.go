@@ -18,7 +18,6 @@ const HeaderRequestID = "X-Request-ID"
 
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-
 // RequestIDMiddleware sets X-Request-ID on every response. A caller's id is echoed only
 // when it is short and plain (no log injection); otherwise a UUID is minted.
 func RequestIDMiddleware() echo.MiddlewareFunc {
