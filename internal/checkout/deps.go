@@ -34,6 +34,9 @@ type Inventory interface {
 	// before they could be marked; inTx's error.
 	Commit(ctx context.Context, holder string, lines []StockLine, reason string,
 		inTx func(ctx context.Context, tx pgx.Tx) error) error
+	// Available says how many units of each variant could be reserved right now (unknown
+	// variants absent). It is an instantaneous figure: only Reserve decides.
+	Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error)
 }
 
 // CartSnapshot is a frozen cart: lines (variant and quantity, no prices) and the coupon.

@@ -380,6 +380,13 @@ func (s *Service) create(ctx context.Context, owner Owner, email string) (Checko
 		unfreeze()
 		return Checkout{}, err
 	}
+	// Sold out is the common answer in a flash sale: give it before writing anything. The
+	// figure is soft (the reservation below decides); it only spares a shopper who cannot
+	// win the checkout row, its cancellation and the Redis work in between.
+	if short := s.shortages(ctx, c.Lines); len(short) > 0 {
+		unfreeze()
+		return Checkout{}, &StockError{Shortages: short}
+	}
 	c, err = s.st.insert(ctx, c, s.opts.CheckoutTTL, s.opts.HoldTTL)
 	if err != nil {
 		unfreeze()
@@ -415,6 +422,22 @@ func (s *Service) create(ctx context.Context, owner Owner, email string) (Checko
 		return Checkout{}, err
 	}
 	return s.st.get(ctx, id)
+}
+
+// shortages lists the lines that exceed what is available now. When availability cannot
+// be read it lists none and leaves the decision to Reserve.
+func (s *Service) shortages(ctx context.Context, lines []Line) []Shortage {
+	avail, err := s.inv.Available(ctx, variantIDs(lines))
+	if err != nil {
+		return nil
+	}
+	var out []Shortage
+	for _, l := range lines {
+		if a, ok := avail[l.VariantID]; ok && a < l.Quantity {
+			out = append(out, Shortage{VariantID: l.VariantID, Requested: l.Quantity, Available: a})
+		}
+	}
+	return out
 }
 
 // abandon cancels a checkout that failed while reserving: its holds are released (when

@@ -183,6 +183,11 @@ func invError(err error) error {
 }
 
 // Reserve holds every line for holder, all or nothing.
+// Available returns the live availability of the variants.
+func (a Inventory) Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+	return a.S.Available(ctx, ids)
+}
+
 func (a Inventory) Reserve(ctx context.Context, holder string, lines []checkout.StockLine, ttl time.Duration) error {
 	return invError(a.S.Reserve(ctx, holder, invLines(lines), ttl))
 }
