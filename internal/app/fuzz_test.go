@@ -14,32 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"commerce/internal/platform/testenv"
 )
-
-// fuzzConfig is testConfig for any testing.TB (a fuzz target builds one app per process,
-// before its inputs run). Keep it in step with testConfig.
-func fuzzConfig(tb testing.TB) Config {
-	tb.Helper()
-	_, dsn := testenv.DB(tb)
-	_, space := testenv.Redis(tb)
-	cfg := Config{Env: "test", HTTPAddr: "127.0.0.1:0", LogLevel: "error", DatabaseURL: dsn, PGMaxConns: 20,
-		PGTimeout: 3 * time.Second, MigrateOnStart: false, RedisPrefix: string(space), RedisPoolSize: 64,
-		RedisTimeout: 2 * time.Second, AdminToken: testAdminToken, JWTSecret: testJWTSecret,
-		WebhookSecret: testWebhook, Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute,
-		SweepInterval: 30 * time.Second, SessionTTL: 168 * time.Hour, CustomerCartTTL: 720 * time.Hour,
-		ProductTTL: 6 * time.Hour, DiscountTTL: 4 * time.Hour, IdempotencyTTL: 24 * time.Hour,
-		SessionsPerMinute: 100000, RateLimitPerSec: 100000, WarmProductsCron: "0 */6 * * *",
-		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
-		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second, RequestTimeout: 10 * time.Second}
-	if addrs := testenv.RedisAddrs(); len(addrs) > 1 {
-		cfg.RedisAddrs = addrs
-	} else {
-		cfg.RedisURL = "redis://" + addrs[0] + "/0"
-	}
-	return cfg
-}
 
 // fuzzApp builds the app the fuzz inputs run against, with a session, a customer token
 // and, when the catalog routes are wired, a product with stock and a discount.
@@ -53,7 +28,7 @@ type fuzzApp struct {
 
 func newFuzzApp(tb testing.TB) *fuzzApp {
 	tb.Helper()
-	a, err := New(context.Background(), fuzzConfig(tb), slog.New(slog.DiscardHandler))
+	a, err := New(context.Background(), testConfig(tb), slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatalf("app.New: %v", err)
 	}

@@ -21,12 +21,12 @@ const (
 	testWebhook    = "test-webhook-secret"
 )
 
-// testConfig returns a configuration on a fresh database and a private Redis key space.
-func testConfig(t *testing.T) Config {
+// testConfig returns a configuration on a fresh database and a private Redis key space
+// (any testing.TB: fuzz targets build one app per process too).
+func testConfig(t testing.TB) Config {
 	t.Helper()
 	_, dsn := testenv.DB(t)
-	rdb, space := testenv.Redis(t)
-	_ = rdb
+	_, space := testenv.Redis(t)
 	cfg := Config{Env: "test", HTTPAddr: "127.0.0.1:0", LogLevel: "error", DatabaseURL: dsn, PGMaxConns: 20,
 		PGTimeout: 3 * time.Second, MigrateOnStart: false, RedisPrefix: string(space), RedisPoolSize: 64,
 		RedisTimeout: 2 * time.Second, AdminToken: testAdminToken, JWTSecret: testJWTSecret,

@@ -26,7 +26,6 @@ import (
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/money"
-	"commerce/internal/platform/rkey"
 )
 
 // Limits of the API contract.
@@ -84,15 +83,8 @@ func CustomerOwner(id string) Owner { return Owner{Type: auth.OwnerCustomer, ID:
 // Validate returns ErrInvalidOwner unless o is a session with a well-formed session id or
 // a customer with a well-formed customer id (so it is safe inside a Redis key).
 func (o Owner) Validate() error {
-	switch o.Type {
-	case auth.OwnerSession:
-		if rkey.ValidSessionID(o.ID) {
-			return nil
-		}
-	case auth.OwnerCustomer:
-		if rkey.ValidCustomerID(o.ID) {
-			return nil
-		}
+	if auth.ValidOwner(o.Type, o.ID) {
+		return nil
 	}
 	return ErrInvalidOwner
 }

@@ -25,7 +25,6 @@ import (
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/money"
-	"commerce/internal/platform/rkey"
 )
 
 // Errors returned by this package. The handlers map them to the contract's statuses.
@@ -155,15 +154,8 @@ type Owner struct {
 
 // Validate returns ErrInvalidOwner unless o is a well-formed session or customer id.
 func (o Owner) Validate() error {
-	switch o.Type {
-	case auth.OwnerSession:
-		if rkey.ValidSessionID(o.ID) {
-			return nil
-		}
-	case auth.OwnerCustomer:
-		if rkey.ValidCustomerID(o.ID) {
-			return nil
-		}
+	if auth.ValidOwner(o.Type, o.ID) {
+		return nil
 	}
 	return ErrInvalidOwner
 }

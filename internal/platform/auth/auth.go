@@ -35,6 +35,18 @@ const (
 	OwnerCustomer OwnerType = "customer"
 )
 
+// ValidOwner reports whether id is a well-formed id for owner type t (a session id minted
+// here, or a customer id as the JWT allows), and so safe inside a Redis key.
+func ValidOwner(t OwnerType, id string) bool {
+	switch t {
+	case OwnerSession:
+		return rkey.ValidSessionID(id)
+	case OwnerCustomer:
+		return rkey.ValidCustomerID(id)
+	}
+	return false
+}
+
 // Caller is who made a request. CustomerID is set for a valid customer JWT, SessionID for
 // a valid X-Session-ID; both may be set (merge at login needs both).
 type Caller struct {
