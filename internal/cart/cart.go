@@ -15,8 +15,6 @@ package cart
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,13 +87,8 @@ func (o Owner) Validate() error {
 	return ErrInvalidOwner
 }
 
-// CartID is the cart's public, stable, opaque id: the owner type and a hash of the owner
-// id, so a response body never carries the session token. Checkout may use it as the
-// cart key of its "one active checkout per cart" constraint.
-func (o Owner) CartID() string {
-	h := sha256.Sum256([]byte(string(o.Type) + ":" + o.ID))
-	return string(o.Type) + "_" + hex.EncodeToString(h[:10])
-}
+// CartID is the cart's public, stable, opaque id (auth.OwnerKey: never the session token).
+func (o Owner) CartID() string { return auth.OwnerKey(o.Type, o.ID) }
 
 // Line is a variant and how many units of it the cart holds.
 type Line struct {

@@ -14,8 +14,6 @@
 package checkout
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -161,11 +159,8 @@ func (o Owner) Validate() error {
 }
 
 // CartKey is the key of the owner's cart in the "one active checkout per cart"
-// constraint: the owner type and a hash of the id (no session token in an index).
-func (o Owner) CartKey() string {
-	h := sha256.Sum256([]byte(string(o.Type) + ":" + o.ID))
-	return string(o.Type) + "_" + hex.EncodeToString(h[:16])
-}
+// constraint (auth.OwnerKey: no session token in an index; the cart's public id).
+func (o Owner) CartKey() string { return auth.OwnerKey(o.Type, o.ID) }
 
 // Identity is who is asking: a request may prove a customer and a session at once, and
 // may then see what either of them owns.

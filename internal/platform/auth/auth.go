@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -45,6 +46,14 @@ func ValidOwner(t OwnerType, id string) bool {
 		return rkey.ValidCustomerID(id)
 	}
 	return false
+}
+
+// OwnerKey is the stable, opaque key of an owner: the type and a hash of the id, so a
+// session token never appears in a response body or a database index. Carts use it as
+// their public id and checkout as the key of "one active checkout per cart".
+func OwnerKey(t OwnerType, id string) string {
+	h := sha256.Sum256([]byte(string(t) + ":" + id))
+	return string(t) + "_" + hex.EncodeToString(h[:16])
 }
 
 // Caller is who made a request. CustomerID is set for a valid customer JWT, SessionID for
