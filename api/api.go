@@ -1,5 +1,5 @@
 // Package api holds the machine-readable REST contract of the service: the OpenAPI 3.0.3
-// document that mirrors shared/API.md. The server serves it at GET /openapi.yaml, and
+// document that storefronts and operators program against. The server serves it at GET /openapi.yaml, and
 // tests check that the routes it describes are the routes the router registers.
 package api
 

@@ -1,8 +1,9 @@
 package app
 
-// Fault injection (issue 7): the service between a real redis-server it can kill and
+// Fault injection: the service between a real redis-server it can kill and
 // restart, and toxiproxy proxies (in process) in front of Redis and PostgreSQL that lose
-// replies, add latency or go away. Each test states the degradation matrix line it proves.
+// replies, add latency or go away. Each test states the line of the degradation matrix
+// (docs/architecture.md) it proves.
 
 import (
 	"bytes"

@@ -32,6 +32,6 @@ func OpenRedis(c Config) (redis.UniversalClient, error) {
 		}
 	}
 	// The client connects lazily: a Redis that is down at start is a degraded service
-	// (DESIGN.md's matrix), not a fatal error; /readyz reports it.
+	// (the degradation matrix of docs/architecture.md), not a fatal error; /readyz reports it.
 	return redis.NewUniversalClient(opts), nil
 }

@@ -59,8 +59,8 @@ func WithNegativeTTL(d time.Duration) CacheOption { return func(c *Cache) { c.ne
 // WithLogger sets where failed invalidations are reported [discarded].
 func WithLogger(l *slog.Logger) CacheOption { return func(c *Cache) { c.log = l } }
 
-// Cache is the L2 cache of the catalog in Redis, in front of a Source (DESIGN.md
-// "Caches (L2)"). Reads are cache-aside with TTL ±10 % jitter; concurrent misses of one
+// Cache is the L2 cache of the catalog in Redis, in front of a Source (the L2 tier of
+// docs/architecture.md). Reads are cache-aside with TTL ±10 % jitter; concurrent misses of one
 // key load once per process (singleflight); every fill is versioned (cache_fill.lua) so
 // an older load never overwrites a newer value; listings are keyed by a generation
 // counter that every write bumps. A Redis failure on a read is a miss: the read is

@@ -14,7 +14,7 @@ import (
 	"commerce/internal/platform/money"
 )
 
-// Handler serves the catalog routes of API.md.
+// Handler serves the catalog routes of api/openapi.yaml (storefront and admin).
 type Handler struct{ svc *Service }
 
 // NewHandler returns the catalog's HTTP handlers.

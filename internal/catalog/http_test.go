@@ -122,7 +122,7 @@ func TestHandlers(t *testing.T) {
 	}
 }
 
-// The Product JSON is exactly API.md's shape.
+// The Product JSON is exactly the contract's shape (api/openapi.yaml, Product).
 func TestHandlerProductShape(t *testing.T) {
 	e := newEnv(t)
 	rec := e.do(t, "POST", "/admin/products", validCreate)

@@ -41,7 +41,7 @@ type CacheOptions struct {
 	Log          *slog.Logger
 }
 
-// Cache is the versioned ruleset cache of DESIGN.md, wrapping a Loader with the same
+// Cache is the versioned ruleset cache (the L2 tier of docs/architecture.md), wrapping a Loader with the same
 // Load method.
 //
 // Keys: <space>discount:ruleset:<v> holds the JSON bundle of version v, and

@@ -91,7 +91,7 @@ func stat(reg *cachestats.Registry, tier, cache string) cachestats.Stat {
 	return cachestats.Stat{}
 }
 
-// TestPublishReadRace (must show): readers racing 1000 ruleset publishes never see a
+// TestPublishReadRace: readers racing 1000 ruleset publishes never see a
 // bundle whose version differs from the pointer they read, and the pointer never goes
 // back, even with publishers moving it out of order.
 func TestPublishReadRace(t *testing.T) {

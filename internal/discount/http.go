@@ -16,7 +16,7 @@ import (
 	"commerce/internal/platform/money"
 )
 
-// Handler serves the admin discount routes of API.md.
+// Handler serves the admin discount routes of api/openapi.yaml.
 type Handler struct {
 	svc *Service
 }

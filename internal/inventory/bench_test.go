@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Must show (7), all measured in one run against the same Redis and PostgreSQL:
+// The reservation path against its floor and its alternative, all measured in one run against the same Redis and PostgreSQL:
 //
 //	go test -run '^$' -bench . -benchtime 5000x ./internal/inventory/
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Must show (1): N ≥ 500 goroutines each reserving 1 unit of a variant with stock S ≪ N:
+// N ≥ 500 goroutines each reserving 1 unit of a variant with stock S ≪ N:
 // exactly S succeed and available + held == on_hand afterwards.
 func TestConcurrentReservationsNeverOversell(t *testing.T) {
 	const n, stock = 600, 37

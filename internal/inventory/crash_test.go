@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Must show (3): the process dies after each step of Commit; recovery (another process)
+// The process dies after each step of Commit; recovery (another process)
 // ends with the right on_hand and available and no leaked hold.
 
 // recoverAll polls Recover until it decided want committing holds.

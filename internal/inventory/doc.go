@@ -1,4 +1,4 @@
-// Package inventory is the L1 inventory of DESIGN.md "Inventory protocol": available
+// Package inventory is the L1 inventory (docs/inventory.md): available
 // counters and holds in Redis, changed only by the Lua scripts of scripts/lua, with
 // on_hand in PostgreSQL as the truth.
 //

@@ -23,7 +23,7 @@ type propStats struct {
 	adjusted, belowHeld, sweeps, reconciles, flushes, scriptFlushes             atomic.Int64
 }
 
-// Must show (2): many workers doing reserve/release/commit/adjust/sweep/reconcile on a
+// Many workers doing reserve/release/commit/adjust/sweep/reconcile on a
 // few variants while Redis is FLUSHALLed and SCRIPT FLUSHed at random points (a private
 // redis-server), plus commits that "crash" after step 1 and commits slow enough for
 // recovery to fence them. At the end: before any reconcile, no counter is above the

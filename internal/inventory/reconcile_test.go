@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Must show (4): a reconcile that read PostgreSQL before a concurrent commit never raises
+// A reconcile that read PostgreSQL before a concurrent commit never raises
 // available above the truth. The interleavings are forced with hooks.
 func TestReconcileReadBeforeCommitIsSkipped(t *testing.T) {
 	e := newEnv(t)

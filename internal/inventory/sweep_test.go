@@ -32,7 +32,7 @@ func sweeper(t *testing.T, s *Service, interval time.Duration) {
 	}()
 }
 
-// Must show (5): expired holds come back within TTL + sweep interval, with keyspace
+// Expired holds come back within TTL + sweep interval, with keyspace
 // notifications off, and without any reserve touching the variant.
 func TestExpiredHoldsComeBackWithinTTLPlusSweepInterval(t *testing.T) {
 	const ttl, interval = 300 * time.Millisecond, 100 * time.Millisecond

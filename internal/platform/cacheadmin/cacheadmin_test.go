@@ -342,7 +342,7 @@ func productStats(t *testing.T, e *echo.Echo) (hits, misses float64) {
 	return p["hits"].(float64), p["misses"].(float64)
 }
 
-// TestWarmThenEveryActiveProductIsAHit (must show): after POST /admin/cache/warm on a cold
+// TestWarmThenEveryActiveProductIsAHit: after POST /admin/cache/warm on a cold
 // cache, GET /v1/products/{id} of every active product is a cache hit, as the stats route
 // reports.
 func TestWarmThenEveryActiveProductIsAHit(t *testing.T) {

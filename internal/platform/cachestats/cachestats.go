@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Tier names of DESIGN.md.
+// Tier names of docs/architecture.md: L1 operational, L2 application, L3 session.
 const (
 	TierL1 = "L1"
 	TierL2 = "L2"

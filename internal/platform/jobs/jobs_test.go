@@ -31,7 +31,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestTwoInstancesRunEachTickOnce (must show): two schedulers on one Redis (two replicas)
+// TestTwoInstancesRunEachTickOnce: two schedulers on one Redis (two replicas)
 // with an every-second job: each tick runs the job once in total, not once per instance.
 func TestTwoInstancesRunEachTickOnce(t *testing.T) {
 	rdb, space := testenv.Redis(t)

@@ -4,7 +4,7 @@
 // It fails open: when Redis cannot answer (down, slow, breaker open) the request is let
 // through and counted as failed_open. The limiter protects the service from one noisy
 // caller; refusing every request while Redis is down would instead turn a Redis outage
-// into a full outage, against DESIGN.md's degradation matrix (catalog reads keep working
+// into a full outage, against the degradation matrix of docs/architecture.md (catalog reads keep working
 // from PostgreSQL). During an outage the limiter is off; its metric shows it.
 package ratelimit
 
