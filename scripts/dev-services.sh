@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# dev-services.sh — make sure the PostgreSQL and Redis that `make run` / `make test` need
-# are reachable, and that the application database exists. Idempotent: when both services
-# already answer it only checks them (and creates the database if it is missing).
+# dev-services.sh — make sure the tools and services that `make run` / `make test` need
+# are there: the tools of ensure_tools (gcc for `go test -race`, ...), a reachable
+# PostgreSQL and Redis, and the application database. Idempotent: when everything is
+# already there it only checks (and creates the database if it is missing).
+#
+# To add a tool or a service, add a `need` line to ensure_tools or an ensure_* function
+# called from main at the bottom; apt_install and as_root do the installing.
 #
 # When a local service is down it installs the Debian packages `postgresql` /
 # `redis-server` if they are missing (apt-get; sudo only when not root) and starts them:
@@ -28,11 +32,16 @@ set -euo pipefail
 log() { printf 'dev-services: %s\n' "$*" >&2; }
 die() { printf 'dev-services: ERROR: %s\n' "$*" >&2; exit 1; }
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null 2>&1 || die "not root and sudo is not installed"
-	SUDO="sudo"
-fi
+# as_root CMD...: run CMD as root (through sudo when not root; only asked for when needed)
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "needs root for '$*', and sudo is not installed: run it as root or install sudo"
+	fi
+}
 WAIT="${SERVICES_WAIT:-30}"
 
 # ---------------------------------------------------------------- configuration
@@ -93,11 +102,11 @@ apt_install() {
 	command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* yourself"
 	if [ -z "$APT_UPDATED" ]; then
 		log "apt-get update"
-		$SUDO apt-get update -qq >&2 || die "apt-get update failed"
+		as_root apt-get update -qq >&2 || die "apt-get update failed"
 		APT_UPDATED=1
 	fi
 	log "installing $*"
-	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || die "apt-get install $* failed"
 }
 
 pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" >/dev/null 2>&1; }
@@ -105,10 +114,26 @@ pg_ready() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" >/dev/null 2>&1; }
 # psql against the maintenance database, over TCP, never prompting for a password
 pg_query() { psql -X -w -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc "$1"; }
 
+# need COMMAND PACKAGE...: install the Debian PACKAGEs when COMMAND is not on PATH
+need() {
+	local cmd="$1"
+	shift
+	command -v "$cmd" >/dev/null 2>&1 || apt_install "$@"
+}
+
 redis_ping() {
 	local out
-	out="$(REDISCLI_AUTH="$REDIS_PASS" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" || return 1
+	out="$(REDISCLI_AUTH="$REDIS_PASS" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>&1)" || return 1
 	[ "$out" = "PONG" ]
+}
+
+# redis_refuses: true when something answers on the Redis port but refuses the ping
+# (a password is required, or the one given is wrong). Starting a second server there
+# would only fail with "address in use", so the caller stops with a clear message.
+redis_refuses() {
+	local out
+	out="$(REDISCLI_AUTH="$REDIS_PASS" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>&1)" || true
+	grep -qE 'NOAUTH|WRONGPASS|invalid password|Authentication required|ERR AUTH' <<<"$out"
 }
 
 # wait_for CHECK-FUNCTION: true once CHECK-FUNCTION succeeds, false after WAIT seconds
@@ -155,7 +180,7 @@ pg_cluster() {
 		die "PostgreSQL cluster $ver/$name exists but is not configured for port $PG_PORT ($line); set PG_CLUSTER or PG_PORT"
 	fi
 	log "creating PostgreSQL cluster $ver/$name on port $PG_PORT"
-	$SUDO pg_createcluster --port "$PG_PORT" "$ver" "$name" >&2 || die "pg_createcluster $ver $name failed"
+	as_root pg_createcluster --port "$PG_PORT" "$ver" "$name" >&2 || die "pg_createcluster $ver $name failed"
 	echo "$ver $name"
 }
 
@@ -163,14 +188,14 @@ pg_cluster() {
 pg_trust_local() {
 	local ver="$1" name="$2" hba
 	hba="$(pg_conftool -s "$ver" "$name" show hba_file 2>/dev/null || echo "/etc/postgresql/$ver/$name/pg_hba.conf")"
-	[ -f "$hba" ] || $SUDO test -f "$hba" || die "pg_hba.conf not found for cluster $ver/$name"
-	if $SUDO grep -q 'added by scripts/dev-services.sh' "$hba"; then
+	[ -f "$hba" ] || as_root test -f "$hba" || die "pg_hba.conf not found for cluster $ver/$name"
+	if as_root grep -q 'added by scripts/dev-services.sh' "$hba"; then
 		return 0
 	fi
 	log "allowing password-free local TCP connections in $hba (trust for 127.0.0.1 and ::1)"
 	# pg_hba.conf is first match wins: put the trust lines at the top.
-	$SUDO sed -i '1i # added by scripts/dev-services.sh (development machine): local TCP without password\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
-	$SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" reload >&2 || die "reload of cluster $ver/$name failed"
+	as_root sed -i '1i # added by scripts/dev-services.sh (development machine): local TCP without password\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+	as_root pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" reload >&2 || die "reload of cluster $ver/$name failed"
 	sleep 1
 }
 
@@ -185,7 +210,7 @@ ensure_postgres() {
 			cluster="$(pg_cluster)"
 			read -r ver name <<<"$cluster"
 			log "starting PostgreSQL cluster $ver/$name"
-			$SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start >&2 ||
+			as_root pg_ctlcluster --skip-systemctl-redirect "$ver" "$name" start >&2 ||
 				die "pg_ctlcluster $ver $name start failed (see /var/log/postgresql/postgresql-$ver-$name.log)"
 		fi
 		wait_for pg_ready || die "PostgreSQL on $PG_HOST:$PG_PORT not ready after ${WAIT}s"
@@ -227,6 +252,12 @@ ensure_redis() {
 		log "Redis is up on $REDIS_HOST:$REDIS_PORT"
 		return 0
 	fi
+	if redis_refuses; then
+		if [ -n "$REDIS_PASS" ]; then
+			die "Redis on $REDIS_HOST:$REDIS_PORT refuses the password in REDIS_URL. Fix the password, or point REDIS_URL (and TEST_REDIS_ADDR for the tests) at another Redis."
+		fi
+		die "Redis on $REDIS_HOST:$REDIS_PORT answers but requires a password. For make run, put it in REDIS_URL (redis://:PASSWORD@$REDIS_HOST:$REDIS_PORT/0). The tests need a Redis without a password: set REDIS_PORT=6380 TEST_REDIS_ADDR=127.0.0.1:6380 and this script starts one there."
+	fi
 	is_local "$REDIS_HOST" || die "Redis at $REDIS_HOST:$REDIS_PORT is not reachable (not a local address, so not starting it)"
 	if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
 		apt_install redis-server
@@ -234,6 +265,7 @@ ensure_redis() {
 			log "Redis is up on $REDIS_HOST:$REDIS_PORT"
 			return 0
 		fi
+		redis_refuses && die "Redis on $REDIS_HOST:$REDIS_PORT, started by the package, requires a password; set REDIS_URL"
 	fi
 	local logdir=/var/log/redis dir=/var/lib/redis
 	if ! { [ -d "$logdir" ] && [ -w "$logdir" ]; }; then logdir="${TMPDIR:-/tmp}"; fi
@@ -248,16 +280,25 @@ ensure_redis() {
 	log "Redis started on $REDIS_HOST:$REDIS_PORT"
 }
 
+# ---------------------------------------------------------------- tools
+
+# ensure_tools installs the programs the tests and the service need besides Go and make.
+# One `need <command> <debian package>...` line per tool.
+ensure_tools() {
+	# go test -race needs cgo: a C compiler and the C library headers.
+	need gcc gcc libc6-dev
+	[ -e /usr/include/stdlib.h ] || apt_install libc6-dev
+	# The client tools of the services (a local server gets the whole package).
+	if ! command -v pg_isready >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
+		if is_local "$PG_HOST"; then apt_install postgresql; else apt_install postgresql-client; fi
+	fi
+	need redis-server redis-server # also the private servers that crash tests start
+	need redis-cli redis-tools
+}
+
 # ---------------------------------------------------------------- main
 
-# Install the client tools first if even those are missing (a bare machine).
-if ! command -v pg_isready >/dev/null 2>&1 || ! command -v psql >/dev/null 2>&1; then
-	if is_local "$PG_HOST"; then apt_install postgresql; else apt_install postgresql-client; fi
-fi
-if ! command -v redis-cli >/dev/null 2>&1; then
-	if is_local "$REDIS_HOST"; then apt_install redis-server; else apt_install redis-tools; fi
-fi
-
+ensure_tools
 ensure_postgres
 ensure_redis
 log "ready: postgres://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB, redis $REDIS_HOST:$REDIS_PORT"
