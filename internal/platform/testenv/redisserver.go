@@ -23,9 +23,13 @@ type RedisServer struct {
 }
 
 // StartRedis starts a redis-server (Debian's binary, no persistence) on a free port and
-// stops it when the test ends.
+// stops it when the test ends. In a crash child it returns the parent's server, which
+// the child must not start, kill or restart.
 func StartRedis(t testing.TB) *RedisServer {
 	t.Helper()
+	if CrashChild() { // the parent's server, which the parent owns
+		return &RedisServer{t: t, Addr: inherited(t, envServers)}
+	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("testenv: redis-server binary is required (make test installs it): %v", err)
 	}
@@ -37,6 +41,7 @@ func StartRedis(t testing.TB) *RedisServer {
 	_ = l.Close()
 	s := &RedisServer{t: t, port: port, dir: t.TempDir(), Addr: "127.0.0.1:" + strconv.Itoa(port)}
 	s.Start()
+	record(envServers, t, s.Addr)
 	t.Cleanup(s.Kill)
 	return s
 }

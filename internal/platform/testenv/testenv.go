@@ -122,11 +122,20 @@ func withDB(raw, name string) string {
 }
 
 // DB returns a pool on a fresh database with every migration applied, dropped when the
-// test ends. Its URL is returned too, for code that opens its own pool.
+// test ends. Its URL is returned too, for code that opens its own pool. In a crash child
+// (see crash.go) it opens the parent's database instead.
 func DB(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if CrashChild() { // the parent's database, left to the parent to drop
+		dsn := inherited(t, envDSNs)
+		pool, err := db.Open(ctx, dsn, 20)
+		if err != nil {
+			t.Fatalf("testenv: open the parent's database: %v", err)
+		}
+		return pool, dsn
+	}
 	tpl, err := template(ctx)
 	if err != nil {
 		t.Fatalf("testenv: PostgreSQL is required: %v", err)
@@ -150,6 +159,7 @@ func DB(t testing.TB) (*pgxpool.Pool, string) {
 		t.Fatalf("testenv: create database: %v", err)
 	}
 	dsn := withDB(AdminURL(), name)
+	record(envDSNs, t, dsn)
 	pool, err := db.Open(ctx, dsn, 20)
 	if err != nil {
 		t.Fatalf("testenv: open %s: %v", name, err)
@@ -167,7 +177,8 @@ func DB(t testing.TB) (*pgxpool.Pool, string) {
 }
 
 // Redis returns a client on the test Redis (standalone or Cluster) and a key space of its
-// own; the keys of that space are deleted when the test ends.
+// own; the keys of that space are deleted when the test ends. In a crash child it returns
+// the parent's key space.
 func Redis(t testing.TB) (redis.UniversalClient, rkey.Space) {
 	t.Helper()
 	addrs := RedisAddrs()
@@ -178,7 +189,11 @@ func Redis(t testing.TB) (redis.UniversalClient, rkey.Space) {
 	if err := c.Ping(ctx).Err(); err != nil {
 		t.Fatalf("testenv: Redis is required at %v (run `make test`, which starts it): %v", addrs, err)
 	}
+	if CrashChild() { // the parent's key space, left to the parent to delete
+		return c, rkey.Space(inherited(t, envSpaces))
+	}
 	space := rkey.Space("t" + randHex(6) + ":")
+	record(envSpaces, t, string(space))
 	t.Cleanup(func() {
 		DeleteSpace(context.Background(), c, space)
 		_ = c.Close()
