@@ -52,7 +52,7 @@ help: ## list the targets
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-13s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: TEST_FLAGS='...' (extra go test flags), FUZZTIME=$(FUZZTIME), BENCH_QUICK=1,"
-	@echo "BENCH_FLAGS='...' (commerce bench flags), BENCH_GO=1 (also run Go benchmarks, BENCHTIME=$(BENCHTIME)),"
+	@echo "BENCH_FLAGS='...' (commerce-bench flags), BENCH_GO=1 (also run Go benchmarks, BENCHTIME=$(BENCHTIME)),"
 	@echo "CLUSTER_BASE_PORT=$(CLUSTER_BASE_PORT) (make test-cluster), STATICCHECK=$(STATICCHECK)."
 
 services: ## make sure PostgreSQL and Redis run locally and the database exists
@@ -95,7 +95,7 @@ test-cluster: services ## run the inventory, cart and checkout tests against a l
 bench: services $(DEV_ENV) ## run the load benchmark (BENCH_QUICK=1: under a minute; BENCH_GO=1: also go test -bench)
 	@$(load_dev_env) \
 	export BENCH_QUICK="$(BENCH_QUICK)"; \
-	$(GO) run ./cmd/commerce bench $(BENCH_FLAGS)
+	$(GO) run ./cmd/commerce-bench $(BENCH_FLAGS)
 	@if [ "$(BENCH_GO)" = 1 ]; then \
 		$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) $(TEST_FLAGS) ./internal/...; \
 	fi
@@ -131,5 +131,6 @@ up: ## docker compose: PostgreSQL 16, Redis 7 and the service on :8080 (needs a 
 down: ## docker compose down (volumes are kept; add -v by hand to drop them)
 	docker compose down
 
-build: ## build bin/commerce
+build: ## build bin/commerce (the service) and bin/commerce-bench (the load generator)
 	$(GO) build -o bin/commerce ./cmd/commerce
+	$(GO) build -o bin/commerce-bench ./cmd/commerce-bench

@@ -4,7 +4,8 @@
 //	commerce migrate up|down              apply or roll back one step of the migrations
 //	commerce seed                         load the demo catalog and discount rules (only into an empty catalog)
 //	commerce token --customer ID [--ttl 1h]   print a customer JWT signed with AUTH_JWT_SECRET
-//	commerce bench                        run the load scenarios and baselines (make bench)
+//
+// The load generator is a command of its own, cmd/commerce-bench (make bench).
 package main
 
 import (
@@ -50,10 +51,8 @@ func run(ctx context.Context, args []string) error {
 		return seed(ctx, cfg, log)
 	case "token":
 		return token(cfg, args)
-	case "bench":
-		return benchCmd(ctx, cfg, log, args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: commerce [serve | migrate up|down | seed | token --customer ID [--ttl 1h] | bench]")
+		fmt.Println("usage: commerce [serve | migrate up|down | seed | token --customer ID [--ttl 1h]]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (serve, migrate, seed, token)", cmd)

@@ -1,4 +1,4 @@
-// Package bench is the load generator and report of `commerce bench`: it starts the real
+// Package bench is the load generator and report of `commerce-bench` (make bench): it starts the real
 // service in-process on a database and a Redis key space created for the run, drives it
 // over HTTP on 127.0.0.1 with closed-loop clients, measures the baselines of the same
 // machine in the same run (redis-benchmark EVALSHA of the reserve script, GET /healthz,
@@ -8,10 +8,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -47,9 +47,6 @@ type Options struct {
 	CPUProfile string
 }
 
-// StepNames are the steps of a run, in order, as Options.Only names them.
-var StepNames = []string{"healthz", "reserve", "pg", "flash", "creation", "catalog", "churn", "journey", "memory"}
-
 // DefaultOptions returns the full run (a few minutes) or, with quick, the run that
 // completes in under a minute on a 2-core machine.
 func DefaultOptions(quick bool) Options {
@@ -83,12 +80,53 @@ type runner struct {
 	sessions                           []string
 }
 
-// Run executes the whole bench against a service built from base (its database server,
-// Redis and tuning; the database, key prefix, secrets, listener and rate limits are
-// replaced, see BenchConfig), prints progress and results to opt.Out, writes the report
-// to opt.OutDir, and removes the database and keys it created. A scenario whose routes are
-// not wired, or that fails, is reported as skipped; Run returns an error only when the
-// service cannot be started or the report cannot be written.
+// step is one section of a run. To add a scenario, write a method of runner in a file
+// of its own (steps_*.go) and list it here; Options.Only and --only name it by key.
+type step struct {
+	key, name string
+	run       func(*runner, context.Context) error
+}
+
+// steps are the sections of a run, in order. The catalog (key "") always runs: every
+// later step reads it.
+var steps = []step{
+	{"", "catalog data", (*runner).loadCatalog},
+	{"healthz", "baseline GET /healthz", (*runner).baselineHealthz},
+	{"reserve", "baseline reserve EVALSHA", (*runner).baselineReserve},
+	{"pg", "baseline PostgreSQL-only reserve", (*runner).baselinePG},
+	{"flash", "flash sale", (*runner).flashSale},
+	{"creation", "checkout creation", (*runner).checkoutCreation},
+	{"catalog", "catalog read storm", (*runner).catalogStorm},
+	{"churn", "cart churn", (*runner).cartChurn},
+	{"journey", "full journey", (*runner).fullJourney},
+	{"memory", "memory", (*runner).memory},
+}
+
+// StepNames are the steps of a run, in order, as Options.Only names them.
+var StepNames = stepKeys()
+
+func stepKeys() []string {
+	var out []string
+	for _, s := range steps {
+		if s.key != "" {
+			out = append(out, s.key)
+		}
+	}
+	return out
+}
+
+// ErrNotClean is returned (wrapped) by Run when a step failed or a measured figure had
+// errors: the report is still written, and says what went wrong.
+var ErrNotClean = errors.New("bench: the run is not clean")
+
+// Run executes the bench against a service built from base (its database server, Redis
+// and tuning; the database, key prefix, secrets, listener and rate limits are replaced,
+// see BenchConfig), prints progress and results to opt.Out, writes the report to
+// opt.OutDir, and removes the database and keys it created. Every selected step must be
+// measured: a step that cannot run (a route missing, a setup error, the deadline) is
+// recorded as failed, and a figure with errors gets no ratio. Run returns an error
+// wrapping ErrNotClean when anything failed or erred, and another error when the service
+// cannot be started or the report cannot be written.
 func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*Report, error) {
 	if opt.Out == nil {
 		opt.Out = io.Discard
@@ -121,7 +159,7 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 			AppRedisPool: env.Cfg.RedisPoolSize, RateLimitPerSec: env.Cfg.RateLimitPerSec,
 			SessionsPerMin: env.Cfg.SessionsPerMinute, Database: env.DBName, RedisPrefix: env.Cfg.RedisPrefix}}
 	m := r.rep.Machine
-	r.printf("commerce bench (%s) on %d CPU, %s, Go %s, Redis %s, PostgreSQL %s\n", modeName(opt.Quick), m.NProc,
+	r.printf("commerce-bench (%s) on %d CPU, %s, Go %s, Redis %s, PostgreSQL %s\n", modeName(opt.Quick), m.NProc,
 		m.MemTotal, m.GoVersion, m.Redis, m.Postgres)
 	r.printf("service on %s, database %s, Redis prefix %q, load average %s\n", env.BaseURL, env.DBName,
 		env.Cfg.RedisPrefix, orDash(m.LoadAvgStart))
@@ -138,35 +176,20 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 		defer pprof.StopCPUProfile()
 		r.note("CPU profile of the run written to %s", opt.CPUProfile)
 	}
-	steps := []struct {
-		key, name string
-		fn        func(context.Context) error
-	}{
-		{"", "catalog data", r.loadCatalog},
-		{"healthz", "baseline GET /healthz", r.baselineHealthz},
-		{"reserve", "baseline reserve EVALSHA", r.baselineReserve},
-		{"pg", "baseline PostgreSQL-only reserve", r.baselinePG},
-		{"flash", "flash sale", r.flashSale},
-		{"creation", "checkout creation", r.checkoutCreation},
-		{"catalog", "catalog read storm", r.catalogStorm},
-		{"churn", "cart churn", r.cartChurn},
-		{"journey", "full journey", r.fullJourney},
-		{"memory", "memory", r.memory},
-	}
 	for _, s := range steps {
 		if s.key != "" && len(opt.Only) > 0 && !slices.Contains(opt.Only, s.key) {
 			continue
 		}
 		if ctx.Err() != nil {
-			why := fmt.Sprintf("the run's deadline (%s) passed", opt.Deadline)
+			why := fmt.Sprintf("not run: the run's deadline (%s) passed", opt.Deadline)
 			if parent.Err() != nil {
-				why = "interrupted"
+				why = "not run: interrupted"
 			}
-			r.skip(s.name, why)
+			r.fail(s.name, why)
 			continue
 		}
-		if err := s.fn(ctx); err != nil {
-			r.skip(s.name, err.Error())
+		if err := s.run(r, ctx); err != nil {
+			r.fail(s.name, err.Error())
 		}
 	}
 	r.ratios()
@@ -182,8 +205,12 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 	if f := r.rep.FlashSale; f != nil {
 		r.printf("flash sale verification: %s: %s\n", okWord(f.OK), f.Detail)
 	}
-	for _, s := range r.rep.Skipped {
-		r.printf("skipped: %s\n", s)
+	for _, s := range r.rep.Failed {
+		r.printf("FAILED: %s\n", s)
+	}
+	erred := r.rep.Erred()
+	for _, s := range erred {
+		r.printf("ERRORS: %s\n", s)
 	}
 	if err := parent.Err(); err != nil {
 		r.printf("interrupted: report not written\n")
@@ -194,6 +221,9 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 			return r.rep, fmt.Errorf("write report: %w", err)
 		}
 		r.printf("report: %s/latest.json, %s/latest.md (%.1f s)\n", opt.OutDir, opt.OutDir, r.rep.TotalSec)
+	}
+	if len(r.rep.Failed) > 0 || len(erred) > 0 {
+		return r.rep, fmt.Errorf("%w: %d step(s) failed, %d figure(s) with errors", ErrNotClean, len(r.rep.Failed), len(erred))
 	}
 	return r.rep, nil
 }
@@ -214,9 +244,10 @@ func okWord(ok bool) string {
 
 func (r *runner) printf(format string, a ...any) { fmt.Fprintf(r.out, format, a...) }
 
-func (r *runner) skip(what, why string) {
-	r.rep.Skipped = append(r.rep.Skipped, what+": "+why)
-	r.printf("  %s: skipped: %s\n", what, why)
+// fail records that a step could not be measured.
+func (r *runner) fail(what, why string) {
+	r.rep.Failed = append(r.rep.Failed, what+": "+why)
+	r.printf("  %s: FAILED: %s\n", what, why)
 }
 
 func (r *runner) note(format string, a ...any) {
@@ -246,10 +277,10 @@ func (r *runner) setup(res Result) {
 	r.printf("  (setup) %s\n", res.Line())
 }
 
-// needs returns an error naming the routes that are not wired yet.
+// needs returns an error naming the routes the service does not serve.
 func (r *runner) needs(routes ...string) error {
 	if missing := r.env.MissingRoutes(routes...); len(missing) > 0 {
-		return fmt.Errorf("routes not wired yet: %s", strings.Join(missing, ", "))
+		return fmt.Errorf("routes missing: %s", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -262,409 +293,4 @@ func redisAddr(c app.Config) string {
 		return "redis://" + c.RedisURL[i+1:]
 	}
 	return c.RedisURL
-}
-
-// Steps ------------------------------------------------------------------------------
-
-func (r *runner) loadCatalog(ctx context.Context) error {
-	t := time.Now()
-	cat, err := CreateProducts(ctx, r.env.App.Pool, "p", r.opt.Products, r.opt.VariantsPer, 1_000_000, r.env.Cfg.Currency)
-	if err != nil {
-		return err
-	}
-	r.cat = cat
-	r.paths = make([]string, len(cat.Products))
-	for i, p := range cat.Products {
-		r.paths[i] = "/v1/products/" + p.ID.String()
-	}
-	r.printf("  catalog: %d products, %d variants inserted with COPY in %s\n", len(cat.Products), len(cat.Variants),
-		time.Since(t).Round(time.Millisecond))
-	r.note("catalog of %d products × %d variants (1,000,000 units each) inserted with COPY in %s",
-		len(cat.Products), r.opt.VariantsPer, time.Since(t).Round(time.Millisecond))
-	return nil
-}
-
-func (r *runner) baselineHealthz(ctx context.Context) error {
-	res, err := Healthz(ctx, r.env.Client, r.timed(""))
-	if err != nil {
-		return err
-	}
-	r.healthz = r.baseline(res)
-	return nil
-}
-
-func (r *runner) baselinePG(ctx context.Context) error {
-	res, err := PGReserve(ctx, r.env.Cfg.DatabaseURL, r.opt.PGPool, r.env.Cfg.Currency, r.timed(""))
-	if err != nil {
-		return err
-	}
-	r.pgOnly = r.baseline(res)
-	res, err = PGCommits(ctx, r.env.Cfg.DatabaseURL, r.opt.PGPool, r.env.Cfg.Currency, r.timed(""))
-	if err != nil {
-		return err
-	}
-	r.pgCommits = r.baseline(res)
-	return nil
-}
-
-func (r *runner) baselineReserve(ctx context.Context) error {
-	call, cleanup, err := reserveCall(ctx, r.env)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	sha, err := LoadScript(ctx, r.env.App.Redis, call.Source)
-	if err != nil {
-		return err
-	}
-	host := redisHost(r.env.Cfg)
-	res, err := RedisBenchmark(ctx, host, r.env.Cfg.RedisPassword, len(r.env.Cfg.RedisAddrs) > 0, sha, call,
-		r.opt.RedisBenchmarkN, r.opt.Concurrency)
-	if err != nil {
-		r.note("redis-benchmark unavailable (%v): the Redis limit is the Go EVALSHA loop instead", err)
-	} else {
-		r.evalBench = r.baseline(res)
-	}
-	l := r.timed("baseline: go-redis EVALSHA reserve")
-	gres, err := GoEvalSha(ctx, r.env.App.Redis, sha, call, l)
-	if err != nil {
-		return err
-	}
-	gres.Note = "the same script call through go-redis, one round trip per operation (= -P 1)"
-	r.evalGo = r.baseline(gres)
-	sres, err := ServiceReserve(ctx, r.env, r.timed(""))
-	if err != nil {
-		r.note("inventory.Service.Reserve not measured: %v", err)
-	} else {
-		r.svcReserve = r.baseline(sres)
-	}
-	if r.evalBench == nil {
-		r.evalBench = r.evalGo
-	}
-	return nil
-}
-
-func redisHost(c app.Config) string {
-	if len(c.RedisAddrs) > 0 {
-		return c.RedisAddrs[0]
-	}
-	rest := c.RedisURL
-	if i := strings.Index(rest, "://"); i >= 0 {
-		rest = rest[i+3:]
-	}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		rest = rest[i+1:]
-	}
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		rest = rest[:i]
-	}
-	return rest
-}
-
-var checkoutRoutes = []string{"POST /v1/sessions", "POST /v1/cart/items", "POST /v1/checkouts"}
-
-func (r *runner) flashSale(ctx context.Context) error {
-	if err := r.needs(checkoutRoutes...); err != nil {
-		return err
-	}
-	cat, err := CreateProducts(ctx, r.env.App.Pool, "flash", 1, 1, r.opt.FlashStock, r.env.Cfg.Currency)
-	if err != nil {
-		return err
-	}
-	r.flashVariant = cat.Variants[0]
-	sids, setup, err := makeShoppers(ctx, r.env.Client, "flash sale shoppers (session + add)", r.opt.FlashShoppers,
-		r.opt.Concurrency, r.flashVariant)
-	r.setup(setup)
-	if err != nil {
-		return err
-	}
-	res, ids, counts, err := checkoutAll(ctx, r.env.Client, "flash sale: POST /v1/checkouts (hot SKU)", sids, r.opt.Concurrency)
-	if err != nil {
-		return err
-	}
-	res.Note = fmt.Sprintf("%d shoppers, one checkout each, on %d units of one SKU; 409 insufficient_stock is expected",
-		len(sids), r.opt.FlashStock)
-	r.flash = r.scenario(res)
-	r.flashCheckouts = ids
-	r.sessions = append(r.sessions, sids[:min(len(sids), 200)]...)
-	f := &FlashSale{Shoppers: len(sids), Stock: r.opt.FlashStock, Created: counts[0], SoldOut: counts[1],
-		Other: counts[2], Variant: r.flashVariant.String()}
-	f.verify(ctx, r.env)
-	r.rep.FlashSale = f
-	r.printf("flash sale verification: %s: %s\n", okWord(f.OK), f.Detail)
-	return nil
-}
-
-func (r *runner) checkoutCreation(ctx context.Context) error {
-	if err := r.needs(checkoutRoutes...); err != nil {
-		return err
-	}
-	cat, err := CreateProducts(ctx, r.env.App.Pool, "hot", 1, 1, 1_000_000_000, r.env.Cfg.Currency)
-	if err != nil {
-		return err
-	}
-	r.creationVariant = cat.Variants[0]
-	sids, setup, err := makeShoppers(ctx, r.env.Client, "checkout creation shoppers (session + add)", r.opt.CreationShoppers,
-		r.opt.Concurrency, r.creationVariant)
-	r.setup(setup)
-	if err != nil {
-		return err
-	}
-	res, _, counts, err := checkoutAll(ctx, r.env.Client, "checkout creation: POST /v1/checkouts (hot SKU)", sids, r.opt.Concurrency)
-	if err != nil {
-		return err
-	}
-	res.Note = fmt.Sprintf("%d shoppers, one checkout each, one SKU with stock to spare: every checkout reserves (201)", len(sids))
-	if counts[0] != int64(len(sids)) {
-		res.Note += fmt.Sprintf("; only %d of %d got 201", counts[0], len(sids))
-	}
-	r.creation = r.scenario(res)
-	return nil
-}
-
-func (r *runner) catalogStorm(ctx context.Context) error {
-	if err := r.needs("GET /v1/products/:id"); err != nil {
-		return err
-	}
-	if len(r.paths) == 0 {
-		return fmt.Errorf("no catalog")
-	}
-	how, err := r.dropProductCache(ctx)
-	if err != nil {
-		return fmt.Errorf("drop product cache: %w", err)
-	}
-	l := r.timed(fmt.Sprintf("catalog storm cold: GET /v1/products/{id} (Zipf over %d)", len(r.paths)))
-	l.Warmup = 0
-	res, err := Drive(ctx, l, productGets(r.env.Client, r.paths, r.opt.Concurrency, 1))
-	if err != nil {
-		return err
-	}
-	loaded := r.cachedProducts(ctx)
-	res.Note = fmt.Sprintf("cache emptied first (%s), no warm-up; %d distinct products were in the cache afterwards", how, loaded)
-	r.cold = r.scenario(res)
-
-	how, err = r.warmProductCache(ctx)
-	if err != nil {
-		return fmt.Errorf("warm product cache: %w", err)
-	}
-	res, err = Drive(ctx, r.timed(fmt.Sprintf("catalog storm warm: GET /v1/products/{id} (Zipf over %d)", len(r.paths))),
-		productGets(r.env.Client, r.paths, r.opt.Concurrency, 2))
-	if err != nil {
-		return err
-	}
-	res.Note = "after " + how
-	r.warm = r.scenario(res)
-
-	// The same reads offered at half the closed-loop throughput: the latency a shop sees
-	// when the service is not saturated (a closed loop of 64 clients always is: mean
-	// latency = clients / throughput).
-	l = r.timed(fmt.Sprintf("catalog storm warm, paced at 50 %% (%.0f req/s offered)", r.warm.RPS/2))
-	l.Rate = r.warm.RPS / 2
-	l.Warmup = 0
-	res, err = Drive(ctx, l, productGets(r.env.Client, r.paths, r.opt.Concurrency, 5))
-	if err != nil {
-		return err
-	}
-	res.Note = "open-loop pacing from 64 clients; latency measured from each request's due time"
-	r.warmPaced = r.scenario(res)
-	return nil
-}
-
-// dropProductCache empties the product cache through the operator route when it is wired,
-// else by deleting the product keys of the run's key space.
-func (r *runner) dropProductCache(ctx context.Context) (string, error) {
-	if r.env.HasRoute(http.MethodDelete, "/admin/cache") {
-		resp, err := r.env.Client.AdminDo(ctx, http.MethodDelete, "/admin/cache?namespace=product", nil)
-		if err != nil {
-			return "", err
-		}
-		if err := resp.Expect(http.StatusOK); err != nil {
-			return "", err
-		}
-		return "DELETE /admin/cache?namespace=product → " + truncate(strings.TrimSpace(string(resp.Body)), 60), nil
-	}
-	idx, err := scanSpace(ctx, r.env.App.Redis, r.env.Space)
-	if err != nil {
-		return "", err
-	}
-	var keys []string
-	for _, p := range r.cat.Products {
-		keys = append(keys, idx.keysFor(p.ID.String())...)
-	}
-	for i := 0; i < len(keys); i += 500 {
-		if err := r.env.App.Redis.Unlink(ctx, keys[i:min(i+500, len(keys))]...).Err(); err != nil {
-			return "", err
-		}
-	}
-	return fmt.Sprintf("UNLINK of %d product keys", len(keys)), nil
-}
-
-// warmProductCache runs the product warmer through the operator route when it is wired,
-// else reads every product once.
-func (r *runner) warmProductCache(ctx context.Context) (string, error) {
-	t := time.Now()
-	if r.env.HasRoute(http.MethodPost, "/admin/cache/warm") {
-		resp, err := r.env.Client.AdminDo(ctx, http.MethodPost, "/admin/cache/warm", `{"targets":["products"]}`)
-		if err != nil {
-			return "", err
-		}
-		if err := resp.Expect(http.StatusOK); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("POST /admin/cache/warm {products} in %s → %s", time.Since(t).Round(time.Millisecond),
-			truncate(strings.TrimSpace(string(resp.Body)), 80)), nil
-	}
-	res, err := Drive(ctx, Load{Name: "warm by reading", Concurrency: r.opt.Concurrency, MaxOps: int64(len(r.paths))},
-		func(ctx context.Context, _ int, i int64) (int, error) {
-			resp, err := r.env.Client.Do(ctx, http.MethodGet, r.paths[i], nil)
-			if err != nil {
-				return 0, err
-			}
-			return resp.Status, resp.Expect(http.StatusOK)
-		})
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("reading every product once (%d GETs, /admin/cache/warm not wired) in %s", res.Requests,
-		time.Since(t).Round(time.Millisecond)), nil
-}
-
-// cachedProducts counts the catalog products that have a key in Redis.
-func (r *runner) cachedProducts(ctx context.Context) int {
-	idx, err := scanSpace(ctx, r.env.App.Redis, r.env.Space)
-	if err != nil {
-		return -1
-	}
-	n := 0
-	for _, p := range r.cat.Products {
-		if len(idx.keysFor(p.ID.String())) > 0 {
-			n++
-		}
-	}
-	return n
-}
-
-func (r *runner) cartChurn(ctx context.Context) error {
-	if err := r.needs("POST /v1/sessions", "POST /v1/cart/items", "PUT /v1/cart/items/:variant_id",
-		"DELETE /v1/cart/items/:variant_id"); err != nil {
-		return err
-	}
-	if len(r.cat.Variants) == 0 {
-		return fmt.Errorf("no catalog")
-	}
-	n := r.opt.Concurrency * r.opt.CartsPerWorker
-	sids := make([]string, n)
-	setup, err := Drive(ctx, Load{Name: "cart churn sessions", Concurrency: r.opt.Concurrency, MaxOps: int64(n)},
-		func(ctx context.Context, _ int, i int64) (int, error) {
-			sid, st, err := newSession(ctx, r.env.Client)
-			sids[i] = sid
-			return st, err
-		})
-	r.setup(setup)
-	if err != nil {
-		return err
-	}
-	if setup.Errors > 0 {
-		return fmt.Errorf("creating sessions: %v", setup.ErrorSamples)
-	}
-	carts := make([][]*churnCart, r.opt.Concurrency)
-	for i, sid := range sids {
-		w := i % r.opt.Concurrency
-		carts[w] = append(carts[w], &churnCart{sid: sid, lines: map[uuid.UUID]int64{}})
-	}
-	// Churn over the less popular half of the catalog, so that it does not share lines with
-	// the journey's carts in a way that matters.
-	res, err := Drive(ctx, r.timed(fmt.Sprintf("cart churn: add/set/remove on %d carts", n)),
-		cartChurn(r.env.Client, carts, r.cat.Variants, 3))
-	if err != nil {
-		return err
-	}
-	res.Note = "each client owns its carts: ~40 % POST /v1/cart/items, ~30 % PUT quantity, ~30 % DELETE line, ≤ 20 lines per cart"
-	r.churn = r.scenario(res)
-	r.churnCarts = carts
-	return nil
-}
-
-func (r *runner) fullJourney(ctx context.Context) error {
-	if err := r.needs("POST /v1/sessions", "POST /v1/cart/items", "POST /v1/checkouts", "POST /v1/checkouts/:id/complete"); err != nil {
-		return err
-	}
-	if len(r.cat.Variants) == 0 {
-		return fmt.Errorf("no catalog")
-	}
-	steps := make([][4][]time.Duration, r.opt.Concurrency)
-	res, err := Drive(ctx, r.timed("full journey: session → add → checkout → complete"),
-		journey(r.env.Client, r.cat.Variants, steps, 4))
-	if err != nil {
-		return err
-	}
-	res.Note = fmt.Sprintf("one operation = 4 requests (%.0f req/s); random variant of the catalog, payment tok_ok", 4*res.RPS)
-	r.journey = r.scenario(res)
-	for s, name := range journeySteps {
-		var all []time.Duration
-		for w := range steps {
-			all = append(all, steps[w][s]...)
-		}
-		var sr Result
-		sr.Name = "  journey step: " + name
-		sr.Concurrency = r.opt.Concurrency
-		sr.summarise(all, time.Duration(res.ElapsedSec*float64(time.Second)))
-		sr.Note = "latency of this step inside the journey (req/s = journeys/s)"
-		r.scenario(sr)
-	}
-	return nil
-}
-
-// Ratios and targets -------------------------------------------------------------------
-
-func (r *runner) ratios() {
-	add := func(name string, s, b *Result, target float64) {
-		if x, ok := newRatio(name, s, b, target); ok {
-			r.rep.Ratios = append(r.rep.Ratios, x)
-		}
-	}
-	evalName := "raw EVALSHA reserve (redis-benchmark)"
-	if r.evalBench != nil && r.evalBench == r.evalGo {
-		evalName = "raw EVALSHA reserve (go-redis loop)"
-	}
-	add("checkout creation (hot SKU) / "+evalName, r.creation, r.evalBench, 0.25)
-	add("flash sale checkouts (hot SKU) / "+evalName, r.flash, r.evalBench, 0)
-	add("product GET warm / GET /healthz", r.warm, r.healthz, 0.70)
-	add("product GET cold / GET /healthz", r.cold, r.healthz, 0)
-	if r.svcReserve != nil {
-		add("Redis reservation path (inventory.Reserve) / PostgreSQL-only", r.svcReserve, r.pgOnly, 5)
-		add("raw EVALSHA reserve (go-redis) / PostgreSQL-only", r.evalGo, r.pgOnly, 0)
-	} else {
-		add("Redis reservation (EVALSHA, go-redis) / PostgreSQL-only", r.evalGo, r.pgOnly, 5)
-	}
-	add("checkout creation (HTTP, hot SKU) / PostgreSQL-only reserve", r.creation, r.pgOnly, 0)
-	add("checkout creation / PostgreSQL commits (a row per client)", r.creation, r.pgCommits, 0)
-	add("cart churn / GET /healthz", r.churn, r.healthz, 0)
-	if r.journey != nil {
-		req := *r.journey
-		req.RPS *= 4
-		add("full journey requests / GET /healthz", &req, r.healthz, 0)
-		add("full journey checkouts completed / PostgreSQL-only reserve", r.journey, r.pgOnly, 0)
-	}
-	if r.warm != nil && r.warm.Requests > 0 {
-		r.rep.Targets = append(r.rep.Targets, Target{Name: fmt.Sprintf("p99 warm product GET (ms, %d clients)", r.warm.Concurrency),
-			Value: r.warm.P99ms, Bound: "< 5 ms", Met: r.warm.P99ms < 5})
-	}
-	if r.warm != nil && r.warm.Requests > 0 {
-		need := float64(r.warm.Concurrency) / 0.005
-		r.note("closed loop: mean latency = clients / throughput (Little's law), so p99 < 5 ms at %d clients needs well over "+
-			"%.0f product GETs/s; GET /healthz reached %.0f req/s on this machine in this run. The paced run shows the "+
-			"latency below saturation.", r.warm.Concurrency, need, rpsOf(r.healthz))
-	}
-	if p := r.warmPaced; p != nil && p.Requests > 0 {
-		r.rep.Targets = append(r.rep.Targets, Target{Name: fmt.Sprintf("p99 warm product GET at 50 %% load (ms, %d clients)", p.Concurrency),
-			Value: p.P99ms, Bound: "< 5 ms, informative", Met: p.P99ms < 5})
-	}
-}
-
-func rpsOf(r *Result) float64 {
-	if r == nil {
-		return 0
-	}
-	return r.RPS
 }

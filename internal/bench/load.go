@@ -108,14 +108,17 @@ func Drive(ctx context.Context, l Load, op Op) (Result, error) {
 				if err != nil && ctx.Err() != nil {
 					return // the whole run was cancelled: neither a sample nor an error
 				}
-				st.samples = append(st.samples, d)
 				st.statuses[status]++
 				if err != nil {
+					// An operation that failed is an error, not a sample: its latency
+					// (often a fast refusal) would flatter the figures.
 					st.errors++
 					if len(st.errTexts) < maxErrorSamples {
 						st.errTexts = append(st.errTexts, err.Error())
 					}
+					continue
 				}
+				st.samples = append(st.samples, d)
 			}
 		}(w)
 	}

@@ -127,6 +127,10 @@ func TestDriveErrorsAndStatuses(t *testing.T) {
 	if len(res.ErrorSamples) != 1 || res.ErrorSamples[0] != "boom" {
 		t.Fatalf("error samples %v (distinct texts only)", res.ErrorSamples)
 	}
+	// Failed operations are errors, not samples.
+	if res.Requests != 90 {
+		t.Fatalf("requests %d, want the 90 that succeeded", res.Requests)
+	}
 	if !strings.Contains(res.Line(), "errors=10") {
 		t.Fatalf("line %q", res.Line())
 	}

@@ -30,9 +30,10 @@ type Report struct {
 	Ratios    []Ratio        `json:"ratios"`
 	Targets   []Target       `json:"targets"`
 	Memory    []MemoryFigure `json:"memory"`
-	Skipped   []string       `json:"skipped,omitempty"`
-	Notes     []string       `json:"notes,omitempty"`
-	TotalSec  float64        `json:"total_s"`
+	// Failed lists the steps that could not be measured, with the reason.
+	Failed   []string `json:"failed,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
+	TotalSec float64  `json:"total_s"`
 }
 
 // Machine describes where the figures come from.
@@ -83,11 +84,16 @@ type Ratio struct {
 	Value       float64 `json:"value"`
 	Target      float64 `json:"target,omitempty"` // minimum wanted; 0 = informative only
 	Met         *bool   `json:"met,omitempty"`
+	// Withheld says why there is no value: a side was not measured or had errors.
+	Withheld string `json:"withheld,omitempty"`
 }
 
 // Line is the printed form; it always contains the word "ratio".
 func (r Ratio) Line() string {
 	s := fmt.Sprintf("ratio %-52s %6.3f  (%.0f / %.0f req/s)", r.Name, r.Value, r.ScenarioRPS, r.BaselineRPS)
+	if r.Withheld != "" {
+		s = fmt.Sprintf("ratio %-52s   none  (%s)", r.Name, r.Withheld)
+	}
 	if r.Target > 0 {
 		s += fmt.Sprintf("  target ≥ %g: %s", r.Target, metWord(r.Met))
 	}
@@ -117,17 +123,54 @@ func metWord(m *bool) string {
 	return "NOT MET"
 }
 
-func newRatio(name string, scenario, baseline *Result, target float64) (Ratio, bool) {
-	if scenario == nil || baseline == nil || baseline.RPS <= 0 || scenario.Requests == 0 {
-		return Ratio{}, false
+// newRatio compares scenario with baseline. The ratio is withheld (no value, a target
+// not met) when either side is missing, measured nothing or had any error: a figure with
+// errors is not a figure.
+func newRatio(name string, scenario, baseline *Result, target float64) Ratio {
+	r := Ratio{Name: name, Target: target}
+	why := func(side string, x *Result) string {
+		switch {
+		case x == nil:
+			return side + " not measured"
+		case x.Errors > 0:
+			return fmt.Sprintf("%s had %d errors", side, x.Errors)
+		case x.Requests == 0 || x.RPS <= 0:
+			return side + " measured nothing"
+		}
+		return ""
 	}
-	r := Ratio{Name: name, Scenario: scenario.Name, Baseline: baseline.Name, ScenarioRPS: scenario.RPS,
-		BaselineRPS: baseline.RPS, Value: scenario.RPS / baseline.RPS, Target: target}
+	if w := why("scenario", scenario); w != "" {
+		r.Withheld = w
+	} else if w := why("baseline", baseline); w != "" {
+		r.Withheld = w
+	}
+	if scenario != nil {
+		r.Scenario, r.ScenarioRPS = scenario.Name, scenario.RPS
+	}
+	if baseline != nil {
+		r.Baseline, r.BaselineRPS = baseline.Name, baseline.RPS
+	}
+	if r.Withheld == "" {
+		r.Value = scenario.RPS / baseline.RPS
+	}
 	if target > 0 {
-		met := r.Value >= target
+		met := r.Withheld == "" && r.Value >= target
 		r.Met = &met
 	}
-	return r, true
+	return r
+}
+
+// Erred lists the measured figures (baselines, scenarios, setup phases) that had errors.
+func (r *Report) Erred() []string {
+	var out []string
+	for _, rs := range [][]Result{r.Baselines, r.Scenarios, r.Setup} {
+		for _, x := range rs {
+			if x.Errors > 0 {
+				out = append(out, fmt.Sprintf("%s: %d errors (e.g. %s)", x.Name, x.Errors, strings.Join(x.ErrorSamples, "; ")))
+			}
+		}
+	}
+	return out
 }
 
 // describeMachine collects the machine and service versions.
@@ -219,7 +262,7 @@ func (r *Report) Markdown(w io.Writer) {
 	if r.Quick {
 		mode = "quick (BENCH_QUICK=1: shorter phases, fewer products and shoppers)"
 	}
-	p("# commerce bench: %s\n\n", r.Date)
+	p("# commerce-bench: %s\n\n", r.Date)
 	p("Mode: %s. Total run time %.1f s.\n\n", mode, r.TotalSec)
 	m := r.Machine
 	p("Machine: %d CPU (%s), GOMAXPROCS %d, memory %s, %s, %s; Redis %s at %s; PostgreSQL %s. ",
@@ -238,6 +281,10 @@ func (r *Report) Markdown(w io.Writer) {
 		t := ""
 		if x.Target > 0 {
 			t = fmt.Sprintf("≥ %g", x.Target)
+		}
+		if x.Withheld != "" {
+			p("| %s | none: %s | | | %s | %s |\n", x.Name, x.Withheld, t, metCell(x.Met))
+			continue
 		}
 		p("| %s | %.3f | %.0f | %.0f | %s | %s |\n", x.Name, x.Value, x.ScenarioRPS, x.BaselineRPS, t, metCell(x.Met))
 	}
@@ -275,9 +322,15 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 	}
 	table("Setup phases (not scenarios)", r.Setup)
-	if len(r.Skipped) > 0 {
-		p("\n## Skipped or failed\n\n")
-		for _, x := range r.Skipped {
+	if len(r.Failed) > 0 {
+		p("\n## Failed steps (not measured)\n\n")
+		for _, x := range r.Failed {
+			p("- %s\n", x)
+		}
+	}
+	if erred := r.Erred(); len(erred) > 0 {
+		p("\n## Figures with errors (no ratio)\n\n")
+		for _, x := range erred {
 			p("- %s\n", x)
 		}
 	}

@@ -76,16 +76,31 @@ func TestReportWrite(t *testing.T) {
 	healthz := Result{Name: "baseline: GET /healthz", RPS: 10000, Requests: 100}
 	warm := Result{Name: "catalog storm warm", RPS: 6000, Requests: 100, P99ms: 4.2, Concurrency: 64}
 	rep := &Report{Date: "2026-11-23T00:00:00Z", Quick: true, Baselines: []Result{healthz}, Scenarios: []Result{warm}}
-	x, ok := newRatio("product GET warm / GET /healthz", &warm, &healthz, 0.7)
-	if !ok || x.Value != 0.6 || x.Met == nil || *x.Met {
+	x := newRatio("product GET warm / GET /healthz", &warm, &healthz, 0.7)
+	if x.Withheld != "" || x.Value != 0.6 || x.Met == nil || *x.Met {
 		t.Fatalf("ratio %+v", x)
 	}
 	if !strings.Contains(x.Line(), "ratio") || !strings.Contains(x.Line(), "NOT MET") {
 		t.Fatalf("line %q", x.Line())
 	}
-	if _, ok := newRatio("no baseline", &warm, &Result{}, 0); ok {
-		t.Fatal("a ratio to a zero baseline was made")
+	// No ratio from a figure with errors, from a zero baseline, or from a missing side;
+	// a target on such a ratio is not met.
+	erred := warm
+	erred.Errors = 3
+	for name, c := range map[string]struct{ s, b *Result }{
+		"errors in the scenario": {&erred, &healthz},
+		"errors in the baseline": {&healthz, &erred},
+		"zero baseline":          {&warm, &Result{}},
+		"missing scenario":       {nil, &healthz},
+	} {
+		y := newRatio(name, c.s, c.b, 0.5)
+		if y.Withheld == "" || y.Value != 0 || y.Met == nil || *y.Met || !strings.Contains(y.Line(), "none") {
+			t.Errorf("%s: ratio %+v, line %q", name, y, y.Line())
+		}
 	}
+	y := newRatio("erred", &erred, &healthz, 0)
+	rep.Ratios = append(rep.Ratios, y)
+	rep.Scenarios = append(rep.Scenarios, erred)
 	rep.Ratios = append(rep.Ratios, x)
 	dir := t.TempDir()
 	if err := rep.Write(dir); err != nil {
@@ -99,14 +114,15 @@ func TestReportWrite(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Ratios) != 1 || back.Ratios[0].Value != 0.6 || !back.Quick {
+	if len(back.Ratios) != 2 || back.Ratios[1].Value != 0.6 || back.Ratios[0].Withheld == "" || !back.Quick {
 		t.Fatalf("read back %+v", back)
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "latest.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| product GET warm / GET /healthz | 0.600 |", "**not met**", "quick (BENCH_QUICK=1"} {
+	for _, want := range []string{"| product GET warm / GET /healthz | 0.600 |", "**not met**", "quick (BENCH_QUICK=1",
+		"| erred | none: scenario had 3 errors |", "## Figures with errors (no ratio)"} {
 		if !strings.Contains(string(md), want) {
 			t.Fatalf("markdown lacks %q:\n%s", want, md)
 		}

@@ -9,18 +9,20 @@ import (
 
 // Result is what one run measured.
 type Result struct {
-	Name        string           `json:"name"`
-	Concurrency int              `json:"concurrency"`
-	Requests    int64            `json:"requests"`
-	Errors      int64            `json:"errors"`
-	ElapsedSec  float64          `json:"elapsed_s"`
-	RPS         float64          `json:"rps"`
-	P50ms       float64          `json:"p50_ms"`
-	P99ms       float64          `json:"p99_ms"`
-	P999ms      float64          `json:"p999_ms"`
-	MaxMs       float64          `json:"max_ms"`
-	MeanMs      float64          `json:"mean_ms"`
-	Statuses    map[string]int64 `json:"statuses,omitempty"`
+	Name        string `json:"name"`
+	Concurrency int    `json:"concurrency"`
+	// Requests counts the operations that succeeded: the samples of every latency and of
+	// RPS. Errors counts those that failed, which are in neither.
+	Requests   int64            `json:"requests"`
+	Errors     int64            `json:"errors"`
+	ElapsedSec float64          `json:"elapsed_s"`
+	RPS        float64          `json:"rps"`
+	P50ms      float64          `json:"p50_ms"`
+	P99ms      float64          `json:"p99_ms"`
+	P999ms     float64          `json:"p999_ms"`
+	MaxMs      float64          `json:"max_ms"`
+	MeanMs     float64          `json:"mean_ms"`
+	Statuses   map[string]int64 `json:"statuses,omitempty"`
 	// ErrorSamples holds a few distinct error texts, for the report.
 	ErrorSamples []string `json:"error_samples,omitempty"`
 	// Note says how the figure was obtained when that is not the closed-loop generator
