@@ -44,7 +44,7 @@ eval "$$saved"; \
 export APP_ENV="$${APP_ENV:-development}";
 endef
 
-.PHONY: help services run test test-cluster bench fuzz lint migrate up down build
+.PHONY: help services run test test-cluster bench fuzz lint migrate up down build alerts
 
 help: ## list the targets
 	@echo "commerce — make targets:"
@@ -80,7 +80,7 @@ run: services $(DEV_ENV) ## serve the demo shop on http://127.0.0.1:8080 (SEED_D
 	echo "  PAYMENT_WEBHOOK_SECRET=$$PAYMENT_WEBHOOK_SECRET"; \
 	exec $(GO) run ./cmd/commerce serve
 
-test: services ## run every test with -race against the local PostgreSQL and Redis, then fuzz each target briefly (TEST_FUZZTIME executions)
+test: services alerts ## run every test with -race against the local PostgreSQL and Redis, then fuzz each target briefly (TEST_FUZZTIME executions)
 	$(GO) test -race -count=1 -timeout 15m $(TEST_FLAGS) ./...
 	@if [ "$(TEST_FUZZTIME)" != "0" ]; then $(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME); fi
 
@@ -99,6 +99,9 @@ bench: services $(DEV_ENV) ## run the load benchmark (BENCH_QUICK=1: under a min
 	@if [ "$(BENCH_GO)" = 1 ]; then \
 		$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) $(TEST_FLAGS) ./internal/...; \
 	fi
+
+alerts: ## promtool check rules + promtool test rules on deploy/alerts.yml (installs Debian's prometheus for promtool)
+	@scripts/check-alerts.sh
 
 fuzz: services ## run every fuzz target for FUZZTIME each (default 30s)
 	@listfail=0; \

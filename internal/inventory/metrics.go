@@ -55,6 +55,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []string{"ok", "insufficient", "error"} {
 		m.reservations.WithLabelValues(o)
 	}
+	for _, o := range []string{"sold", "returned"} {
+		m.recovered.WithLabelValues(o)
+	}
 	for _, c := range []prometheus.Collector{m.reservations, m.reclaimed, m.recovered, m.driftFound,
 		m.driftFixed, m.fallbacks, m.finalizeLag, m.scripts} {
 		if err := reg.Register(c); err != nil {

@@ -210,6 +210,20 @@ func (m *Metrics) add(b *Breaker) {
 	m.mu.Lock()
 	m.breakers[b.cfg.Name] = b
 	m.mu.Unlock()
+	// Export every transition at 0 from the start, so increase() and the alerts and
+	// panels built on it see a series before the first trip.
+	for _, t := range [][2]State{{StateClosed, StateOpen}, {StateOpen, StateHalfOpen},
+		{StateHalfOpen, StateClosed}, {StateHalfOpen, StateOpen}} {
+		m.changes.WithLabelValues(b.cfg.Name, t[0].String(), t[1].String())
+	}
+}
+
+// touch exports op's retry series at 0 (see add).
+func (m *Metrics) touch(op string) {
+	if m != nil {
+		m.retries.WithLabelValues(op, "retry")
+		m.retries.WithLabelValues(op, "exhausted")
+	}
 }
 
 func (m *Metrics) changed(name string, from, to State) {

@@ -42,6 +42,7 @@ type Policy struct {
 // PostgresPolicy retries a whole PostgreSQL transaction that failed with a serialization
 // failure (40001) or a deadlock (40P01): 5 attempts, waits up to 5, 10, 20, 40 ms.
 func PostgresPolicy(op string, m *Metrics) Policy {
+	m.touch(op)
 	return Policy{Op: op, Attempts: 5, BaseDelay: 5 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
 		Retryable: IsSerializationFailure, Metrics: m}
 }
@@ -50,6 +51,7 @@ func PostgresPolicy(op string, m *Metrics) Policy {
 // failed on the network: 3 attempts, waits up to 10, 20 ms. Never use it for a script that
 // writes: a reply lost after the script ran would apply it twice.
 func RedisReadPolicy(op string, m *Metrics) Policy {
+	m.touch(op)
 	return Policy{Op: op, Attempts: 3, BaseDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
 		Retryable: IsTransientRedisError, Metrics: m}
 }
