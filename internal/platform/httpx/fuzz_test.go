@@ -1,10 +1,13 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -37,7 +40,10 @@ type fuzzVariant struct {
 }
 
 // FuzzDecodeStrict: no input makes DecodeStrict panic, and every failure is an *Error with
-// a 4xx status and a message that does not leak Go type names.
+// a 4xx status and a message that does not leak Go type names. Every accepted body is
+// strict and storable, as judged by an independent reader (encoding/json's tokenizer):
+// no duplicate key in any object, only exact-case field names of fuzzBody at the top,
+// no NUL, lone surrogate or invalid UTF-8 in any string or key.
 func FuzzDecodeStrict(f *testing.F) {
 	for _, s := range []string{
 		``, ` `, `{}`, `[]`, `null`, `1`, `"x"`, `{`, `}`, `{"quantity":1}`, `{"quantity":"1"}`,
@@ -48,7 +54,10 @@ func FuzzDecodeStrict(f *testing.F) {
 		`{"variants":[{"sku":"a","price":{"amount":1,"currency":"USD"},"stock":10}]}`,
 		`{"variants":[{"sku":"a","extra":1}]}`, `{"attributes":{"a":{"b":[1,{"c":null}]}}}`,
 		`{"variant_ids":["not-a-uuid", 1]}`, `{"active":"true"}`, `{"raw":{"x":1}}`, "\xff\xfe{}",
-		`{"quantity":1,"quantity":2}`, strings.Repeat("[", 10000), `{"email":"` + strings.Repeat("a", 5000) + `"}`,
+		`{"quantity":1,"quantity":2}`, `{"QUANTITY":1}`, `{"Variant_ID":"x"}`, `{"code":"\ud800"}`,
+		`{"code":"\udc00\ud800"}`, `{"code":"\ud83d\udca5"}`, `{"attributes":{"a\u0000":1}}`,
+		`{"attributes":{"n":1e1000000}}`, `{"attributes":{"n":1e-1000000}}`, `{"attributes":{"a":1,"a":2}}`,
+		`{"raw":{"x":1,"x":2}}`, `{"code":"\\u0000"}`, strings.Repeat("[", 10000), `{"email":"` + strings.Repeat("a", 5000) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -56,6 +65,9 @@ func FuzzDecodeStrict(f *testing.F) {
 		var v fuzzBody
 		err := DecodeStrict(body, &v)
 		if err == nil {
+			if msg := independentlyStrict(body); msg != "" {
+				t.Fatalf("accepted %q: %s", body, msg)
+			}
 			return
 		}
 		var he *Error
@@ -102,4 +114,97 @@ func FuzzParseUUID(f *testing.F) {
 			t.Fatalf("ParseUUID(%q) accepted a non-canonical form (got %s)", s, id)
 		}
 	})
+}
+
+// independentlyStrict re-reads an accepted body with encoding/json and says what a
+// strict, storable body must not have ("" when it has none of it).
+func independentlyStrict(body []byte) string {
+	if !utf8.Valid(body) {
+		return "invalid UTF-8"
+	}
+	var x any
+	if err := json.Unmarshal(body, &x); err != nil {
+		return "encoding/json cannot read it: " + err.Error()
+	}
+	// encoding/json turns a lone surrogate into U+FFFD; only a body that spells U+FFFD
+	// itself may decode to one.
+	lower := bytes.ToLower(body)
+	if strings.ContainsRune(stringsOf(x), utf8.RuneError) &&
+		!bytes.Contains(lower, []byte(`\ufffd`)) && !bytes.Contains(body, []byte("\uFFFD")) {
+		return "a lone surrogate was accepted"
+	}
+	if strings.ContainsRune(stringsOf(x), 0) {
+		return "a NUL was accepted"
+	}
+	tags := map[string]bool{"variant_id": true, "quantity": true, "delta": true, "code": true, "email": true,
+		"price": true, "variants": true, "attributes": true, "variant_ids": true, "active": true, "raw": true}
+	type frame struct {
+		object    bool
+		keys      map[string]bool
+		expectKey bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].expectKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return ""
+		}
+		if err != nil {
+			return "encoding/json cannot read it: " + err.Error()
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, &frame{object: true, keys: map[string]bool{}, expectKey: true})
+			case '[':
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+				valueDone()
+			}
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
+			k := tok.(string)
+			if stack[n-1].keys[k] {
+				return "duplicate key " + k
+			}
+			stack[n-1].keys[k] = true
+			if n == 1 && !tags[k] {
+				return "field name " + k + " is not an exact-case field"
+			}
+			stack[n-1].expectKey = false
+			continue
+		}
+		valueDone()
+	}
+}
+
+// stringsOf concatenates every string and key in x.
+func stringsOf(x any) string {
+	var b strings.Builder
+	var walk func(any)
+	walk = func(x any) {
+		switch v := x.(type) {
+		case string:
+			b.WriteString(v)
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for k, e := range v {
+				b.WriteString(k)
+				walk(e)
+			}
+		}
+	}
+	walk(x)
+	return b.String()
 }
