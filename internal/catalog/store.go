@@ -16,7 +16,7 @@ import (
 // Store is the catalog in PostgreSQL, the source of truth. Every method is safe for
 // concurrent use. Driver errors never leave it as such: a unique violation becomes a
 // *ConflictError, a missing row ErrNotFound; connection failures are returned wrapped and
-// are recognised by httpx.IsUnavailable.
+// are recognised by fault.IsUnavailable.
 type Store struct {
 	pool     *pgxpool.Pool
 	currency string

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"commerce/internal/platform/auth"
-	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/fault"
 	"commerce/internal/platform/money"
 	"commerce/internal/platform/rkey"
 )
@@ -113,10 +113,10 @@ func (noDiscounts) Price(_ context.Context, lines []PriceLine, _ string, currenc
 
 // unavailable marks a Redis or PostgreSQL failure as "dependency down" for the error funnel.
 func unavailable(err error) error {
-	if err == nil || errors.Is(err, httpx.ErrUnavailable) {
+	if err == nil || errors.Is(err, fault.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", httpx.ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", fault.ErrUnavailable, err)
 }
 
 // stateError says a transition did not run because of the checkout's current state
@@ -250,7 +250,7 @@ func variantIDs(ls []Line) []uuid.UUID {
 // discount ruleset (version recorded), every line held for HoldTTL and a payment intent;
 // it is awaiting_payment. Errors: ErrInvalidOwner; ErrCartEmpty; *StockError (nothing is
 // left held, the cart is unfrozen); ErrInProgress (another request is creating a checkout
-// for this cart); dependency failures wrapped with httpx.ErrUnavailable.
+// for this cart); dependency failures wrapped with fault.ErrUnavailable.
 func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checkout, bool, error) {
 	if err := owner.Validate(); err != nil {
 		return Checkout{}, false, err
@@ -598,7 +598,7 @@ func (s *Service) cleanup(ctx context.Context, c Checkout) {
 // ErrPaymentDeclined (the checkout stays awaiting_payment); ErrExpired (the holds cannot
 // be taken again, or the checkout expired); ErrConflict (cancelled); ErrInProgress
 // (another request is still at it after CompleteWait, or the checkout is being created);
-// dependency failures wrapped with httpx.ErrUnavailable.
+// dependency failures wrapped with fault.ErrUnavailable.
 func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, token string) (Completion, error) {
 	start := time.Now()
 	ctx, cancel := detach(ctx)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"commerce/internal/platform/fault"
 	"commerce/internal/platform/httpx"
 )
 
@@ -281,7 +282,7 @@ func mapErr(err error) error {
 				"(do not repeat the adjustment)", Err: err}
 	case errors.Is(err, ErrInvalid):
 		return httpx.Unprocessable(httpx.CodeValidationFailed, "the request is not valid")
-	case httpx.IsUnavailable(err):
+	case fault.IsUnavailable(err):
 		return httpx.Unavailable(err)
 	}
 	return err

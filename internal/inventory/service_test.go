@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/fault"
 	"commerce/internal/platform/testenv"
 )
 
@@ -524,10 +524,10 @@ func TestAvailableFallsBackToPostgresWhenRedisIsDown(t *testing.T) {
 	}
 	// reservations never degrade
 	err = s.Reserve(ctx, "c2", []Line{{id, 1}}, time.Minute)
-	if err == nil || !httpx.IsUnavailable(err) {
+	if err == nil || !fault.IsUnavailable(err) {
 		t.Fatalf("reserve with Redis down: %v; want an unavailable error", err)
 	}
-	if _, err := s.Adjust(ctx, id, 5, "restock", ""); err == nil || !httpx.IsUnavailable(err) {
+	if _, err := s.Adjust(ctx, id, 5, "restock", ""); err == nil || !fault.IsUnavailable(err) {
 		t.Fatalf("adjust with Redis down: %v", err)
 	}
 	if n := e.onHand(id); n != 10 {

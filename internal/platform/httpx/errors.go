@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"commerce/internal/platform/fault"
 )
 
 // Error codes of the API contract.
@@ -129,7 +131,7 @@ func Classify(err error) *Error {
 		// The caller went away; the status is never seen by it.
 		return &Error{Status: 499, Code: CodeBadRequest, Message: "request cancelled", Err: err}
 	}
-	if IsUnavailable(err) {
+	if fault.IsUnavailable(err) {
 		return Unavailable(err)
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal,

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
-	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/fault"
 )
 
 // State of a breaker, as exported by the commerce_breaker_state gauge.
@@ -48,7 +48,7 @@ func fromGobreaker(s gobreaker.State) State {
 }
 
 // ErrOpen is returned (wrapped) by Do while the breaker rejects calls. It matches
-// httpx.ErrUnavailable, so a caller without a fallback answers 503 with Retry-After.
+// fault.ErrUnavailable, so a caller without a fallback answers 503 with Retry-After.
 var ErrOpen = errors.New("circuit breaker open")
 
 // BreakerConfig configures a Breaker. Zero fields take the defaults in brackets.
@@ -83,7 +83,7 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 }
 
 // Breaker is a circuit breaker for calls to a dependency that has a fallback (L2 reads of
-// Redis fall back to PostgreSQL). Only dependency failures (httpx.IsUnavailable: refused or
+// Redis fall back to PostgreSQL). Only dependency failures (fault.IsUnavailable: refused or
 // reset connections, timeouts, LOADING…) count against it; redis.Nil, validation errors and
 // other caller-side errors count as successes, and a call whose caller went away (its
 // context ended) is not counted at all. Safe for concurrent use.
@@ -106,7 +106,7 @@ func NewBreaker(cfg BreakerConfig, m *Metrics) *Breaker {
 		Timeout:     cfg.OpenTimeout,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.ConsecutiveFailures },
 		IsSuccessful: func(err error) bool {
-			return err == nil || !httpx.IsUnavailable(err)
+			return err == nil || !fault.IsUnavailable(err)
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
 	}
@@ -130,9 +130,9 @@ func (b *Breaker) Name() string { return b.cfg.Name }
 func (b *Breaker) State() State { return fromGobreaker(b.cb.State()) }
 
 // Do runs fn through b. While b is open (or half-open with its probes in flight) fn is not
-// called and the error wraps ErrOpen and httpx.ErrUnavailable. Otherwise fn's result and
+// called and the error wraps ErrOpen and fault.ErrUnavailable. Otherwise fn's result and
 // error are returned unchanged, fn's context carrying b's CallTimeout if configured.
-// Callers with a fallback test httpx.IsUnavailable(err) and take it.
+// Callers with a fallback test fault.IsUnavailable(err) and take it.
 func Do[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
@@ -172,7 +172,7 @@ type openError struct {
 func (e *openError) Error() string { return "breaker " + e.name + ": " + e.cause.Error() }
 
 func (e *openError) Is(target error) bool {
-	return target == ErrOpen || target == httpx.ErrUnavailable
+	return target == ErrOpen || target == fault.ErrUnavailable
 }
 
 func (e *openError) Unwrap() error { return e.cause }

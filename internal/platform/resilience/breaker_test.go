@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"commerce/internal/platform/fault"
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/testenv"
 )
@@ -30,7 +31,7 @@ func TestBreakerCountsOnlyDependencyFailures(t *testing.T) {
 		{"plainErrorStaysClosed", errors.New("validation"), false},
 		{"scriptErrorStaysClosed", redisErr("ERR wrong number of arguments"), false},
 		{"refusedTrips", refused, true},
-		{"unavailableTrips", fmt.Errorf("load: %w", httpx.ErrUnavailable), true},
+		{"unavailableTrips", fmt.Errorf("load: %w", fault.ErrUnavailable), true},
 		{"deadlineTrips", context.DeadlineExceeded, true},
 		{"loadingTrips", redisErr("LOADING Redis is loading the dataset in memory"), true},
 	}
@@ -49,7 +50,7 @@ func TestBreakerCountsOnlyDependencyFailures(t *testing.T) {
 			called := false
 			_, err := Do(b, context.Background(), func(context.Context) (int, error) { called = true; return 1, nil })
 			if tt.wantOpen {
-				if called || !errors.Is(err, ErrOpen) || !httpx.IsUnavailable(err) {
+				if called || !errors.Is(err, ErrOpen) || !fault.IsUnavailable(err) {
 					t.Fatalf("open breaker: called=%v err=%v, want not called, ErrOpen, unavailable", called, err)
 				}
 				if s := httpx.Classify(err).Status; s != 503 {
@@ -64,7 +65,7 @@ func TestBreakerCountsOnlyDependencyFailures(t *testing.T) {
 
 func TestBreakerNeedsConsecutiveFailures(t *testing.T) {
 	b := NewBreaker(BreakerConfig{Name: "x", ConsecutiveFailures: 3, OpenTimeout: time.Minute}, nil)
-	fail := func() { _ = b.Run(context.Background(), func(context.Context) error { return httpx.ErrUnavailable }) }
+	fail := func() { _ = b.Run(context.Background(), func(context.Context) error { return fault.ErrUnavailable }) }
 	ok := func() { _ = b.Run(context.Background(), func(context.Context) error { return nil }) }
 	for i := 0; i < 10; i++ { // two failures, one success: never three in a row
 		fail()
@@ -119,7 +120,7 @@ func TestBreakerCallTimeoutCountsAsFailure(t *testing.T) {
 			<-ctx.Done()
 			return ctx.Err()
 		})
-		if !httpx.IsUnavailable(err) {
+		if !fault.IsUnavailable(err) {
 			t.Fatalf("timeout error %v is not 'unavailable'", err)
 		}
 	}
@@ -176,7 +177,7 @@ func TestBreakerTripsOnKilledRedis(t *testing.T) {
 	srv.Kill()
 	for i := 1; i <= 5; i++ {
 		_, err, called := get()
-		if !called || !httpx.IsUnavailable(err) {
+		if !called || !fault.IsUnavailable(err) {
 			t.Fatalf("call %d with Redis down: called=%v err=%v", i, called, err)
 		}
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 
-	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/fault"
 )
 
 // ErrExhausted is matched (errors.Is) by the error Retry returns when every attempt failed
-// with a retryable error. That error also matches httpx.ErrUnavailable (a 503 with
+// with a retryable error. That error also matches fault.ErrUnavailable (a 503 with
 // Retry-After at the edge) and unwraps to the last attempt's error.
 var ErrExhausted = errors.New("retries exhausted")
 
@@ -88,7 +88,7 @@ func (p Policy) Backoff(attempt int) time.Duration {
 
 // Retry calls fn until it succeeds, fails with an error p.Retryable rejects (returned as
 // is), or p.Attempts calls failed (the error then matches ErrExhausted and
-// httpx.ErrUnavailable and unwraps to the last error). It stops waiting when ctx ends and
+// fault.ErrUnavailable and unwraps to the last error). It stops waiting when ctx ends and
 // returns an error matching ctx.Err() that also unwraps to the last error. fn must be
 // safe to repeat: a whole transaction (begin … commit), or an idempotent read.
 func Retry(ctx context.Context, p Policy, fn func(context.Context) error) error {
@@ -144,7 +144,7 @@ func (e *exhaustedError) Error() string {
 }
 func (e *exhaustedError) Unwrap() error { return e.last }
 func (e *exhaustedError) Is(target error) bool {
-	return target == ErrExhausted || target == httpx.ErrUnavailable
+	return target == ErrExhausted || target == fault.ErrUnavailable
 }
 
 type stoppedError struct {
@@ -182,7 +182,7 @@ func IsTransientRedisError(err error) bool {
 		errors.Is(err, ErrOpen), errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return false
 	}
-	return httpx.IsUnavailable(err)
+	return fault.IsUnavailable(err)
 }
 
 // WithTimeout calls fn with a context that ends after d (no deadline when d <= 0). A
