@@ -31,6 +31,9 @@ type App struct {
 	log   *slog.Logger
 	Pool  *pgxpool.Pool
 	Redis redis.UniversalClient
+	// Cache is the L2 client (product and discount caches). It is its own client when
+	// REDIS_CACHE_URL or REDIS_CACHE_ADDRS is set, else the same client as Redis.
+	Cache redis.UniversalClient
 	Space rkey.Space
 	Reg   *prometheus.Registry
 	Stats *cachestats.Registry
@@ -72,8 +75,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.Redis = rdb
 	a.closers = append(a.closers, func(context.Context) error { return rdb.Close() })
+	a.Cache = rdb
+	if cdb, err := OpenCacheRedis(cfg); err != nil {
+		a.Close(ctx)
+		return nil, err
+	} else if cdb != nil {
+		a.Cache = cdb
+		a.closers = append(a.closers, func(context.Context) error { return cdb.Close() })
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis is not reachable at start; serving degraded until it is", slog.String("error", err.Error()))
+	} else if err := checkStateRedis(ctx, cfg, rdb, log); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	if a.Cache != rdb {
+		if err := a.Cache.Ping(ctx).Err(); err != nil {
+			log.Warn("the cache Redis is not reachable at start; catalog reads go to PostgreSQL until it is",
+				slog.String("error", err.Error()))
+		}
 	}
 
 	a.Tokens = auth.NewTokens(cfg.JWTSecret)

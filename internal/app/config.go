@@ -28,6 +28,15 @@ type Config struct {
 	RedisPrefix   string        `env:"REDIS_PREFIX"`
 	RedisPoolSize int           `env:"REDIS_POOL_SIZE" envDefault:"64"`
 	RedisTimeout  time.Duration `env:"REDIS_TIMEOUT" envDefault:"500ms"`
+	// Sentinel: the sentinels' addresses and the monitored master's name (REDIS_URL may
+	// say the same with ?sentinel=NAME).
+	RedisSentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" envSeparator:","`
+	RedisMasterName       string   `env:"REDIS_MASTER_NAME"`
+	RedisSentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD"`
+	// L2 on its own instance: REDIS_CACHE_URL (a node, or Sentinel with ?sentinel=NAME) or
+	// REDIS_CACHE_ADDRS (Cluster). Unset, L2 shares the L1/L3 instance.
+	RedisCacheURL   string   `env:"REDIS_CACHE_URL"`
+	RedisCacheAddrs []string `env:"REDIS_CACHE_ADDRS" envSeparator:","`
 
 	AdminToken        string `env:"ADMIN_TOKEN"`
 	JWTSecret         string `env:"AUTH_JWT_SECRET"`
@@ -102,6 +111,26 @@ func (c Config) Validate() error {
 	if c.RateLimitPerSec < 0 || c.RateLimitPerSec > 1_000_000 {
 		errs = append(errs, errors.New("RATE_LIMIT_PER_SECOND must be between 0 (off) and 1000000"))
 	}
+	if len(c.RedisSentinelAddrs) > 0 && c.RedisMasterName == "" {
+		errs = append(errs, errors.New("REDIS_MASTER_NAME is required with REDIS_SENTINEL_ADDRS"))
+	}
+	if c.RedisMasterName != "" && len(c.RedisSentinelAddrs) == 0 {
+		errs = append(errs, errors.New("REDIS_MASTER_NAME needs REDIS_SENTINEL_ADDRS"))
+	}
+	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisAddrs) > 0 {
+		errs = append(errs, errors.New("set REDIS_SENTINEL_ADDRS or REDIS_ADDRS (Cluster), not both"))
+	}
+	if c.RedisCacheURL != "" && len(c.RedisCacheAddrs) > 0 {
+		errs = append(errs, errors.New("set REDIS_CACHE_URL or REDIS_CACHE_ADDRS (Cluster), not both"))
+	}
+	if _, err := redisOptions(c, c.stateTarget()); err != nil {
+		errs = append(errs, fmt.Errorf("REDIS_URL: %w", err))
+	}
+	if t, ok := c.cacheTarget(); ok {
+		if _, err := redisOptions(c, t); err != nil {
+			errs = append(errs, fmt.Errorf("REDIS_CACHE: %w", err))
+		}
+	}
 	if c.PGMaxConns < 1 || c.RedisPoolSize < 1 {
 		errs = append(errs, errors.New("PG_MAX_CONNS and REDIS_POOL_SIZE must be positive"))
 	}
@@ -114,7 +143,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("env", c.Env), slog.String("http_addr", c.HTTPAddr),
 		slog.String("database_url", maskURL(c.DatabaseURL)), slog.String("redis_url", maskURL(c.RedisURL)),
 		slog.Any("redis_addrs", c.RedisAddrs), slog.String("redis_password", mask(c.RedisPassword)),
-		slog.String("redis_prefix", c.RedisPrefix),
+		slog.String("redis_prefix", c.RedisPrefix), slog.Any("redis_sentinel_addrs", c.RedisSentinelAddrs),
+		slog.String("redis_master_name", c.RedisMasterName),
+		slog.String("redis_sentinel_password", mask(c.RedisSentinelPassword)),
+		slog.String("redis_cache_url", maskURL(c.RedisCacheURL)), slog.Any("redis_cache_addrs", c.RedisCacheAddrs),
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("auth_jwt_secret", mask(c.JWTSecret)),
 		slog.String("payment_webhook_secret", mask(c.WebhookSecret)),
 		slog.Bool("migrate_on_start", c.MigrateOnStart), slog.Bool("seed_demo", c.SeedDemo),

@@ -56,7 +56,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 	d := &a.domains
 	// Catalog (L2).
 	store := catalog.NewStore(a.Pool, cfg.Currency)
-	d.Products = catalog.NewCache(store, a.Redis, a.Space, cfg.ProductTTL, a.Stats,
+	d.Products = catalog.NewCache(store, a.Cache, a.Space, cfg.ProductTTL, a.Stats,
 		catalog.WithGuard(l2), catalog.WithLogger(a.log))
 	d.Catalog = catalog.NewService(store, d.Products)
 
@@ -77,7 +77,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 		ttl = 2 * p
 	}
 	dstore := discount.NewStore(a.Pool)
-	dcache := discount.NewCache(a.Redis, a.Space, dstore, a.Stats, discount.CacheOptions{TTL: ttl, Log: a.log})
+	dcache := discount.NewCache(a.Cache, a.Space, dstore, a.Stats, discount.CacheOptions{TTL: ttl, Log: a.log})
 	d.Discounts = discount.NewService(dstore, dcache, nil, a.log)
 
 	// Carts and preferences (L3).
@@ -150,9 +150,9 @@ func (a *App) wireDomains(ctx context.Context) error {
 	discount.NewHandler(d.Discounts).Register(v1, adm)
 	cart.NewHandler(d.Carts, d.Prefs).Register(v1, adm)
 	checkout.NewHandler(d.Checkout, cfg.WebhookSecret).Register(v1, adm)
-	cacheadmin.New(a.Redis, a.Space, a.Stats, map[string]func(context.Context) (int64, error){
+	cacheadmin.New(a.Cache, a.Space, a.Stats, map[string]func(context.Context) (int64, error){
 		"products": warmProducts, "discounts": d.Discounts.Warm,
-	}).Register(adm)
+	}).WithState(a.Redis, a.cfg.SeparateCache()).Register(adm)
 	return nil
 }
 

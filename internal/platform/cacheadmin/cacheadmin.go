@@ -21,6 +21,7 @@ import (
 
 	"commerce/internal/platform/cachestats"
 	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/redischeck"
 	"commerce/internal/platform/rkey"
 )
 
@@ -53,6 +54,17 @@ type Handler struct {
 	stats   *cachestats.Registry
 	warmers map[string]func(context.Context) (int64, error)
 	order   []string
+
+	state         redis.UniversalClient // the L1/L3 instance, nil when not reported
+	separateCache bool
+}
+
+// WithState makes the stats route also report the instance that holds L1 and L3 (its
+// eviction policy and persistence, see redischeck). separate says whether rdb (the
+// caches' client) is another instance.
+func (h *Handler) WithState(state redis.UniversalClient, separate bool) *Handler {
+	h.state, h.separateCache = state, separate
+	return h
 }
 
 // New returns the cache admin handlers. warmers maps a target name to its warmer:
@@ -164,9 +176,22 @@ type redisJSON struct {
 	Masters []RedisInfo `json:"masters,omitempty"`
 }
 
+// stateJSON is the verdict on the instance that holds L1 and L3.
+type stateJSON struct {
+	OK bool `json:"ok"`
+	// SeparateCache is true when the caches (the "redis" figures) are on another instance.
+	SeparateCache bool     `json:"separate_cache"`
+	Error         string   `json:"error,omitempty"`
+	Problems      []string `json:"problems"`
+	redischeck.Report
+}
+
 type statsResponse struct {
 	Tiers map[string]tierJSON `json:"tiers"`
-	Redis redisJSON           `json:"redis"`
+	// Redis is the instance that holds the caches (L2).
+	Redis redisJSON `json:"redis"`
+	// State is the instance that holds L1 and L3 (absent when not configured).
+	State *stateJSON `json:"state_redis,omitempty"`
 }
 
 func rate(hits, misses int64) float64 {
@@ -190,6 +215,9 @@ func (h *Handler) statsRoute(c echo.Context) error {
 		out.Tiers[s.Tier] = t
 	}
 	out.Redis = h.redisStats(c.Request().Context())
+	if h.state != nil {
+		out.State = h.stateStats(c.Request().Context())
+	}
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -246,6 +274,21 @@ func (h *Handler) redisStats(ctx context.Context) redisJSON {
 	if out.Mode == "standalone" && len(out.Masters) == 1 {
 		out.Masters = nil
 	}
+	return out
+}
+
+// stateStats inspects the L1/L3 instance; an evicting policy and missing persistence are
+// listed as problems.
+func (h *Handler) stateStats(ctx context.Context) *stateJSON {
+	out := &stateJSON{SeparateCache: h.separateCache, Problems: []string{}}
+	rep, err := redischeck.Inspect(ctx, h.state)
+	if err != nil {
+		out.Error = "redis is unavailable"
+		return out
+	}
+	out.Report, out.OK = rep, true
+	refusals, warnings := rep.Problems()
+	out.Problems = append(append(out.Problems, refusals...), warnings...)
 	return out
 }
 
