@@ -182,6 +182,10 @@ func IsTransientRedisError(err error) bool {
 		errors.Is(err, ErrOpen), errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return false
 	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return false // a PostgreSQL error is never a Redis read worth re-sending
+	}
 	return fault.IsUnavailable(err)
 }
 
