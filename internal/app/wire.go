@@ -88,6 +88,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 		return err
 	}
 	d.Prefs = cart.NewPreferences(a.Redis, a.Space, a.Pool, cart.PrefsOptions{Logger: a.log, Breaker: prefsBreaker})
+	a.Reg.MustRegister(append(d.Carts.Collectors(), d.Prefs.Collectors()...)...)
 
 	// Checkout and orders (L1).
 	d.Checkout, err = checkout.NewService(a.Pool, a.Redis, a.Space, adapters.Inventory{S: inv},

@@ -374,3 +374,50 @@ func failFast(t *testing.T, addr string) *redis.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// TestOneRefusedPreferenceNeverDelaysAnother: a record PostgreSQL refuses (here a NUL in
+// a jsonb value, which the HTTP boundary never lets through, written below it) is set
+// aside with a count and a log line, and another customer's change, patched after it,
+// reaches PostgreSQL within one flush, then both keep working.
+func TestOneRefusedPreferenceNeverDelaysAnother(t *testing.T) {
+	const interval = 200 * time.Millisecond
+	p, e := newPrefs(t, PrefsOptions{Interval: interval})
+	ctx := ctxT(t)
+	bad, good := newCustomerID(), newCustomerID()
+	if _, err := p.Patch(ctx, bad, map[string]json.RawMessage{"nick": json.RawMessage(`"x\u0000y"`)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := p.Patch(ctx, good, patchOf(t, `{"nick":"ok"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	deadline := start.Add(2*interval + 100*time.Millisecond) // one flush period, plus the one in progress
+	for time.Now().Before(deadline) {
+		err := e.pool.QueryRow(ctx, `SELECT data->>'nick' FROM preferences WHERE customer_id=$1`, good).Scan(&got)
+		if err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got != "ok" {
+		t.Fatalf("the good customer's preferences were not in PostgreSQL %v after the patch (one bad record blocks the queue)", time.Since(start))
+	}
+	if n := p.wb.setAside.Load(); n != 1 {
+		t.Fatalf("set aside %d records, want 1", n)
+	}
+	// The queue is not stuck: a later change of the good customer is written too.
+	if _, err := p.Patch(ctx, good, patchOf(t, `{"nick":"again"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("flush after a set-aside record: %v", err)
+	}
+	if err := e.pool.QueryRow(ctx, `SELECT data->>'nick' FROM preferences WHERE customer_id=$1`, good).Scan(&got); err != nil || got != "again" {
+		t.Fatalf("second change: %q, %v", got, err)
+	}
+	var n int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM preferences WHERE customer_id=$1`, bad).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("bad record rows: %d, %v", n, err)
+	}
+}

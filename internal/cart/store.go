@@ -39,7 +39,7 @@ func (s store) saveCarts(ctx context.Context, items []wbItem[cartSnapshot]) erro
 		}
 		js, err := json.Marshal(lines)
 		if err != nil {
-			return err
+			return encodeError{err}
 		}
 		var coupon *string
 		if it.value.Coupon != "" {

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // wbItem is the whole state of one record (a customer's cart or preferences) at version
@@ -44,7 +48,8 @@ type writeBehind[T any] struct {
 	done    chan struct{}
 	stopErr error
 
-	dropped atomic.Int64
+	dropped  atomic.Int64
+	setAside atomic.Int64
 }
 
 func newWriteBehind[T any](name string, queue, batch int, interval time.Duration, block bool,
@@ -222,8 +227,17 @@ func (w *writeBehind[T]) drainInto(pending map[string]wbItem[T]) {
 	}
 }
 
-// saveBatches writes pending in batches, deleting what was written.
+// saveBatches writes pending in batches, deleting what was written. A batch that fails
+// with a data error (a row PostgreSQL refuses, whatever it is retried with) is written
+// again row by row: the rows that still fail that way are set aside (counted and logged)
+// and the others are written, so one bad record never holds back another's. Any other
+// error (PostgreSQL down or slow) stops the flush, to be retried with backoff.
 func (w *writeBehind[T]) saveBatches(ctx context.Context, pending map[string]wbItem[T]) error {
+	done := func(it wbItem[T]) {
+		if cur := pending[it.key]; cur.version == it.version {
+			delete(pending, it.key)
+		}
+	}
 	for len(pending) > 0 {
 		b := make([]wbItem[T], 0, min(w.batch, len(pending)))
 		for _, it := range pending {
@@ -232,17 +246,48 @@ func (w *writeBehind[T]) saveBatches(ctx context.Context, pending map[string]wbI
 			}
 			b = append(b, it)
 		}
-		if err := w.saveAll(ctx, b); err != nil {
+		err := w.saveAll(ctx, b)
+		if err != nil && !isDataError(err) {
 			return err
 		}
-		for _, it := range b {
-			if cur := pending[it.key]; cur.version == it.version {
-				delete(pending, it.key)
+		if err == nil {
+			for _, it := range b {
+				done(it)
 			}
+			continue
+		}
+		for _, it := range b {
+			if err := w.saveAll(ctx, []wbItem[T]{it}); err != nil {
+				if !isDataError(err) {
+					return err
+				}
+				w.setAside.Add(1)
+				w.log.Error("write-behind record set aside: PostgreSQL refuses it", slog.String("queue", w.name),
+					slog.String("key", it.key), slog.Int64("version", it.version), slog.String("error", err.Error()))
+			}
+			done(it)
 		}
 	}
 	return nil
 }
+
+// isDataError reports whether err is PostgreSQL refusing the data itself (SQLSTATE class
+// 22 data exception, 23 integrity constraint violation, 54 program limit exceeded) or
+// the record failing to encode: retrying the same record can never succeed.
+func isDataError(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23") || strings.HasPrefix(pg.Code, "54")
+	}
+	var ee encodeError
+	return errors.As(err, &ee)
+}
+
+// encodeError marks a record that could not be encoded for PostgreSQL.
+type encodeError struct{ err error }
+
+func (e encodeError) Error() string { return "encode: " + e.err.Error() }
+func (e encodeError) Unwrap() error { return e.err }
 
 func (w *writeBehind[T]) saveAll(ctx context.Context, b []wbItem[T]) error {
 	if err := w.save(ctx, b); err != nil {
@@ -269,3 +314,23 @@ func (w *writeBehind[T]) saveWithRetry(ctx context.Context, pending map[string]w
 		backoff = min(2*backoff, w.maxBackoff)
 	}
 }
+
+// collectors exposes the queue's counters: records dropped (full queue or shutdown) and
+// records set aside because PostgreSQL refuses them.
+func (w *writeBehind[T]) collectors() []prometheus.Collector {
+	l := prometheus.Labels{"queue": w.name}
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commerce_writebehind_dropped_total",
+			Help: "Write-behind records dropped (queue full or shut down); the next write of the record repairs it.",
+			ConstLabels: l}, func() float64 { return float64(w.dropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commerce_writebehind_set_aside_total",
+			Help: "Write-behind records set aside because PostgreSQL refuses their data.",
+			ConstLabels: l}, func() float64 { return float64(w.setAside.Load()) }),
+	}
+}
+
+// Collectors returns the metrics of the customer-cart snapshot queue, for registration.
+func (s *Service) Collectors() []prometheus.Collector { return s.snaps.collectors() }
+
+// Collectors returns the metrics of the preferences write-behind queue, for registration.
+func (p *Preferences) Collectors() []prometheus.Collector { return p.wb.collectors() }
