@@ -321,10 +321,10 @@ func (w *writeBehind[T]) collectors() []prometheus.Collector {
 	l := prometheus.Labels{"queue": w.name}
 	return []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commerce_writebehind_dropped_total",
-			Help: "Write-behind records dropped (queue full or shut down); the next write of the record repairs it.",
+			Help:        "Write-behind records dropped (queue full or shut down); the next write of the record repairs it.",
 			ConstLabels: l}, func() float64 { return float64(w.dropped.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "commerce_writebehind_set_aside_total",
-			Help: "Write-behind records set aside because PostgreSQL refuses their data.",
+			Help:        "Write-behind records set aside because PostgreSQL refuses their data.",
 			ConstLabels: l}, func() float64 { return float64(w.setAside.Load()) }),
 	}
 }
