@@ -140,6 +140,9 @@ func TestSpecConventions(t *testing.T) {
 					}
 				}
 			}
+			if op.Responses.Value("403") != nil {
+				t.Errorf("%s: documents 403, which no route answers", name)
+			}
 			if wantAuth == 1 && op.Responses.Value("401") == nil {
 				t.Errorf("%s: authenticated route without 401", name)
 			}
@@ -153,6 +156,9 @@ func TestSpecConventions(t *testing.T) {
 				}
 				if op.Responses.Value("413") == nil {
 					t.Errorf("%s: route with a body without 413", name)
+				}
+				if op.Responses.Value("415") == nil {
+					t.Errorf("%s: route with a body without 415", name)
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"commerce/internal/catalog"
+	"commerce/internal/platform/spectest"
 )
 
 // client talks to a real server over TCP.
@@ -41,7 +42,10 @@ func (c client) req(method, path, body string, headers map[string]string) answer
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read the body: %v", method, path, err)
+	}
 	return answer{status: res.StatusCode, header: res.Header, body: b}
 }
 
@@ -59,7 +63,8 @@ func (c client) must(status int, method, path, body string, headers map[string]s
 
 // TestEndToEnd starts the real server on :0 and walks a shopper through the shop: catalog,
 // cart with a coupon, checkout with an idempotency key, a declined and an accepted payment,
-// the order, and what another shopper can (not) see; then a graceful shutdown.
+// the order, and what another shopper can (not) see; then a graceful shutdown. Every
+// exchange is checked against api/openapi.yaml (spectest.Transport).
 func TestEndToEnd(t *testing.T) {
 	a := newTestApp(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +78,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, l) }()
-	c := client{t: t, base: "http://" + l.Addr().String(), hc: &http.Client{Timeout: 10 * time.Second}}
+	c := client{t: t, base: "http://" + l.Addr().String(), hc: &http.Client{Timeout: 10 * time.Second, Transport: spectest.Transport(t, nil)}}
 
 	product := catalog.SeedProductID("red-runner").String()
 	variant := catalog.SeedVariantID("RR-40").String() // stock 25

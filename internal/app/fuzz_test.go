@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"commerce/internal/platform/spectest"
 )
 
 // fuzzApp builds the app the fuzz inputs run against, with a session, a customer token
@@ -24,6 +26,7 @@ type fuzzApp struct {
 	session  string
 	customer string
 	ids      map[string]string // kind (product, variant, checkout, discount) → an existing id
+	spec     *spectest.Validator
 }
 
 func newFuzzApp(tb testing.TB) *fuzzApp {
@@ -33,74 +36,76 @@ func newFuzzApp(tb testing.TB) *fuzzApp {
 		tb.Fatalf("app.New: %v", err)
 	}
 	tb.Cleanup(func() { a.Close(context.Background()) })
-	fa := &fuzzApp{a: a, h: a.Handler(), ids: map[string]string{}}
-	status, body := fa.send("POST", "/v1/sessions", nil, nil)
-	if status != http.StatusCreated {
-		tb.Fatalf("create session: %d %s", status, body)
+	fa := &fuzzApp{a: a, h: a.Handler(), ids: map[string]string{}, spec: spectest.Must(tb)}
+	// Every setup step must succeed with exactly the documented status and a body that
+	// decodes: a seed that silently failed would fuzz an app without the ids it needs.
+	setup := func(what string, want int, method, target string, body []byte, headers map[string]string, into any) {
+		tb.Helper()
+		status, resp, err := fa.send(method, target, body, headers)
+		if err != nil {
+			tb.Fatalf("%s: %v", what, err)
+		}
+		if status != want {
+			tb.Fatalf("%s: %d, want %d: %s", what, status, want, resp)
+		}
+		if into != nil {
+			if err := json.Unmarshal(resp, into); err != nil {
+				tb.Fatalf("%s: decode %s: %v", what, resp, err)
+			}
+		}
 	}
 	var s struct {
 		SessionID string `json:"session_id"`
 	}
-	_ = json.Unmarshal(body, &s)
+	setup("create session", http.StatusCreated, "POST", "/v1/sessions", nil, nil, &s)
 	fa.session = s.SessionID
 	if fa.customer, err = a.Tokens.Issue("fuzz-customer", 24*time.Hour); err != nil {
 		tb.Fatal(err)
 	}
 	adminH := map[string]string{"Authorization": "Bearer " + testAdminToken}
-	status, body = fa.send("POST", "/admin/products", []byte(`{"slug":"fuzz-shoe","name":"Fuzz shoe","description":"d",
-		"category":"shoes","status":"active","attributes":{},"variants":[{"sku":"FZ-1","name":"42",
-		"price":{"amount":4999,"currency":"USD"},"attributes":{},"stock":1000}]}`), adminH)
-	if status != http.StatusCreated && status != http.StatusNotFound {
-		tb.Fatalf("seed product: %d %s", status, body)
-	}
-	if status == http.StatusCreated {
-		var p struct {
-			ID       string `json:"id"`
-			Variants []struct {
-				ID string `json:"id"`
-			} `json:"variants"`
-		}
-		_ = json.Unmarshal(body, &p)
-		fa.ids["product"] = p.ID
-		if len(p.Variants) > 0 {
-			fa.ids["variant"] = p.Variants[0].ID
-		}
-	}
-	status, body = fa.send("POST", "/admin/discounts", []byte(`{"name":"Fuzz","code":"FUZZ10","kind":"percentage",
-		"value":10,"scope":{"type":"cart","ids":[]},"priority":1,"stackable":true,"active":true}`), adminH)
-	if status != http.StatusCreated && status != http.StatusNotFound {
-		tb.Fatalf("seed discount: %d %s", status, body)
-	}
-	if status == http.StatusCreated {
-		var d struct {
+	var p struct {
+		ID       string `json:"id"`
+		Variants []struct {
 			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(body, &d)
-		fa.ids["discount"] = d.ID
+		} `json:"variants"`
 	}
-	if v := fa.ids["variant"]; v != "" {
-		sh := map[string]string{"X-Session-ID": fa.session}
-		fa.send("POST", "/v1/cart/items", []byte(`{"variant_id":"`+v+`","quantity":1}`), sh)
-		status, body = fa.send("POST", "/v1/checkouts", []byte(`{}`), sh)
-		if status == http.StatusCreated || status == http.StatusOK {
-			var c struct {
-				ID string `json:"id"`
-			}
-			_ = json.Unmarshal(body, &c)
-			fa.ids["checkout"] = c.ID
-		}
+	setup("seed product", http.StatusCreated, "POST", "/admin/products", []byte(`{"slug":"fuzz-shoe","name":"Fuzz shoe","description":"d",
+		"category":"shoes","status":"active","attributes":{},"variants":[{"sku":"FZ-1","name":"42",
+		"price":{"amount":4999,"currency":"USD"},"attributes":{},"stock":1000}]}`), adminH, &p)
+	if p.ID == "" || len(p.Variants) != 1 || p.Variants[0].ID == "" {
+		tb.Fatalf("seed product: no ids in %+v", p)
 	}
-	if v := fa.ids["variant"]; v != "" && fa.ids["checkout"] == "" {
-		tb.Fatalf("seed checkout: %d %s", status, body)
+	fa.ids["product"] = p.ID
+	fa.ids["variant"] = p.Variants[0].ID
+	var d struct {
+		ID string `json:"id"`
 	}
+	setup("seed discount", http.StatusCreated, "POST", "/admin/discounts", []byte(`{"name":"Fuzz","code":"FUZZ10","kind":"percentage",
+		"value":10,"scope":{"type":"cart","ids":[]},"priority":1,"stackable":true,"active":true}`), adminH, &d)
+	if d.ID == "" {
+		tb.Fatal("seed discount: no id")
+	}
+	fa.ids["discount"] = d.ID
+	sh := map[string]string{"X-Session-ID": fa.session}
+	setup("seed cart", http.StatusOK, "POST", "/v1/cart/items", []byte(`{"variant_id":"`+fa.ids["variant"]+`","quantity":1}`), sh, nil)
+	var c struct {
+		ID string `json:"id"`
+	}
+	setup("seed checkout", http.StatusCreated, "POST", "/v1/checkouts", []byte(`{}`), sh, &c)
+	if c.ID == "" {
+		tb.Fatal("seed checkout: no id")
+	}
+	fa.ids["checkout"] = c.ID
 	tb.Logf("fuzzing with ids %v", fa.ids)
 	return fa
 }
 
-func (fa *fuzzApp) send(method, target string, body []byte, headers map[string]string) (int, []byte) {
+// send serves one request and checks the exchange against api/openapi.yaml: the error
+// says how the answer breaks the document (status 0: the request could not be built).
+func (fa *fuzzApp) send(method, target string, body []byte, headers map[string]string) (int, []byte, error) {
 	req, err := http.NewRequest(method, "http://shop.test"+target, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil
+		return 0, nil, nil
 	}
 	req.RemoteAddr = "192.0.2.10:4000"
 	if len(body) > 0 {
@@ -111,7 +116,10 @@ func (fa *fuzzApp) send(method, target string, body []byte, headers map[string]s
 	}
 	rec := httptest.NewRecorder()
 	fa.h.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.Bytes()
+	res := rec.Result()
+	err = fa.spec.Check(context.Background(), spectest.Exchange{Request: req, RequestBody: body,
+		Status: res.StatusCode, Header: res.Header, Body: rec.Body.Bytes()})
+	return rec.Code, rec.Body.Bytes(), err
 }
 
 var routeParam = regexp.MustCompile(`:[A-Za-z_]+`)
@@ -271,9 +279,12 @@ func FuzzHandlers(f *testing.F) {
 		if _, err := url.ParseRequestURI(target); err != nil {
 			return // not something an HTTP server would route
 		}
-		status, resp := fa.send(method, target, body, fa.headers(identity, rawHeaders))
+		status, resp, specErr := fa.send(method, target, body, fa.headers(identity, rawHeaders))
 		if status == 0 {
 			return // http.NewRequest refused the method or URL
+		}
+		if specErr != nil {
+			t.Fatalf("identity %d, headers %q, body %q: %v", identity, rawHeaders, body, specErr)
 		}
 		if status >= 500 {
 			t.Fatalf("%s %s (identity %d, headers %q, body %q) → %d %s", method, target, identity, rawHeaders, body, status, resp)

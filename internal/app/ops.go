@@ -42,6 +42,7 @@ func registerOps(e *echo.Echo, pool *pgxpool.Pool, rdb redis.UniversalClient, ga
 		status := http.StatusOK
 		if !r.Postgres.OK || !r.Redis.OK {
 			status = http.StatusServiceUnavailable
+			c.Response().Header().Set("Retry-After", "1") // as every 503 of the service
 		}
 		return c.JSON(status, r)
 	})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"commerce/internal/platform/spectest"
 	"commerce/internal/platform/testenv"
 )
 
@@ -59,7 +60,8 @@ func newTestApp(t *testing.T, mutate ...func(*Config)) *App {
 	return a
 }
 
-// call sends one request through the app's handler and decodes a JSON answer.
+// call sends one request through the app's handler (checked against api/openapi.yaml)
+// and decodes a JSON answer.
 type call struct {
 	method, path string
 	body         string
@@ -111,7 +113,7 @@ func do(t *testing.T, h http.Handler, c call) answer {
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	spectest.Handler(t, h).ServeHTTP(rec, req)
 	return answer{status: rec.Code, header: rec.Header(), body: bytes.Clone(rec.Body.Bytes())}
 }
 

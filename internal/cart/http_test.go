@@ -18,6 +18,8 @@ import (
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/testenv"
+
+	"commerce/internal/platform/spectest"
 )
 
 const jwtSecret = "test-secret-0123456789"
@@ -38,6 +40,7 @@ func newAPI(t *testing.T, e *env) *api {
 		sessions: auth.NewSessions(e.rdb, e.space, time.Hour, 0)}
 	a.prefs = newPrefsOn(t, e, PrefsOptions{})
 	a.echo.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
+	a.echo.Use(httpx.RequestIDMiddleware(), httpx.BodyLimit()) // as the app serves them
 	v1 := a.echo.Group("/v1", auth.Identify(a.tokens, a.sessions))
 	NewHandler(e.svc, a.prefs).Register(v1, a.echo.Group("/admin"))
 	return a
@@ -109,7 +112,7 @@ func (a *api) do(t *testing.T, method, path string, id ident, body string) resul
 		req.Header.Set("Authorization", "Bearer "+id.bearer)
 	}
 	rec := httptest.NewRecorder()
-	a.echo.ServeHTTP(rec, req)
+	spectest.Handler(t, a.echo).ServeHTTP(rec, req) // checked against api/openapi.yaml
 	return result{status: rec.Code, body: rec.Body.Bytes(), header: rec.Header()}
 }
 

@@ -22,6 +22,8 @@ import (
 	"commerce/internal/platform/money"
 	"commerce/internal/platform/rkey"
 	"commerce/internal/platform/testenv"
+
+	"commerce/internal/platform/spectest"
 )
 
 // countingSource counts the loads the cache asks of the store.
@@ -128,7 +130,7 @@ func (in *instance) do(t testing.TB, method, path, body string) *httptest.Respon
 		req = httptest.NewRequest(method, path, nil)
 	}
 	rec := httptest.NewRecorder()
-	in.e.ServeHTTP(rec, req)
+	spectest.Handler(t, in.e).ServeHTTP(rec, req) // checked against api/openapi.yaml
 	return rec
 }
 

@@ -30,6 +30,8 @@ import (
 	"commerce/internal/platform/money"
 	"commerce/internal/platform/rkey"
 	"commerce/internal/platform/testenv"
+
+	"commerce/internal/platform/spectest"
 )
 
 const webhookSecret = "whsec-test"
@@ -113,6 +115,7 @@ func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 	ev.tokens = auth.NewTokens("jwt-secret-for-checkout-tests-0123456789")
 	ev.e = echo.New()
 	ev.e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	ev.e.Use(httpx.RequestIDMiddleware(), httpx.BodyLimit()) // as the app serves them
 	v1 := ev.e.Group("/v1", auth.Identify(ev.tokens, ev.sessions))
 	checkout.NewHandler(ev.svc, webhookSecret).Register(v1, nil)
 	return ev
@@ -244,7 +247,7 @@ func (ev *env) do(method, path, body string, headers map[string]string) resp {
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	ev.e.ServeHTTP(rec, req)
+	spectest.Handler(ev.t, ev.e).ServeHTTP(rec, req) // checked against api/openapi.yaml
 	return resp{status: rec.Code, header: rec.Header(), body: bytes.Clone(rec.Body.Bytes())}
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/mail"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"time"
 
@@ -293,7 +292,7 @@ func (h *Handler) validSignature(body []byte, header string) bool {
 		return false
 	}
 	const prefix = "sha256="
-	if len(header) != len(prefix)+64 || !strings.EqualFold(header[:len(prefix)], prefix) {
+	if len(header) != len(prefix)+64 || header[:len(prefix)] != prefix { // lower case, as documented
 		return false
 	}
 	got, err := hex.DecodeString(header[len(prefix):])
@@ -358,32 +357,18 @@ func (h *Handler) getOrder(c echo.Context) error {
 	return c.JSON(http.StatusOK, toOrderJSON(o))
 }
 
-func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
-	s := c.QueryParam(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < lo || n > hi {
-		return 0, httpx.Validation(map[string]string{name: fmt.Sprintf("must be an integer between %d and %d", lo, hi)})
-	}
-	return n, nil
-}
-
+// listOrders: GET /v1/orders?page=&per_page=, with the paging rule of every list
+// (httpx.Paging) and its one shape.
 func (h *Handler) listOrders(c echo.Context) error {
-	page, err := intParam(c, "page", 1, 1, 100000)
+	page, perPage, err := httpx.Paging(c)
 	if err != nil {
 		return err
 	}
-	perPage, err := intParam(c, "per_page", 20, 1, 100)
-	if err != nil {
-		return err
-	}
-	os, err := h.svc.Orders(c.Request().Context(), auth.CallerOf(c).CustomerID, page, perPage)
+	os, total, err := h.svc.Orders(c.Request().Context(), auth.CallerOf(c).CustomerID, page, perPage)
 	if err != nil {
 		return httpError(err)
 	}
-	out := orderListJSON{Items: make([]orderJSON, len(os)), Page: page, PerPage: perPage}
+	out := httpx.Page[orderJSON]{Items: make([]orderJSON, len(os)), Page: page, PerPage: perPage, Total: total}
 	for i, o := range os {
 		out.Items[i] = toOrderJSON(o)
 	}
@@ -446,12 +431,6 @@ type orderJSON struct {
 type completionJSON struct {
 	Checkout checkoutJSON `json:"checkout"`
 	Order    orderJSON    `json:"order"`
-}
-
-type orderListJSON struct {
-	Items   []orderJSON `json:"items"`
-	Page    int         `json:"page"`
-	PerPage int         `json:"per_page"`
 }
 
 func optString(s string) *string {

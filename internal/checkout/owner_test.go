@@ -91,9 +91,14 @@ func TestOrdersList(t *testing.T) {
 	if items := r.json(t)["items"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != ids[0] {
 		t.Fatalf("page 2: %s", r.body)
 	}
-	for _, q := range []string{"per_page=0", "per_page=101", "page=0", "page=x"} {
-		if r := ev.do(http.MethodGet, "/v1/orders?"+q, "", ev.who(me)); r.status != http.StatusUnprocessableEntity {
-			t.Errorf("%s: %d %s", q, r.status, r.body)
+	if total := r.json(t)["total"]; total != float64(3) {
+		t.Fatalf("page 2: total %v, want 3: %s", total, r.body)
+	}
+	// The paging rule of every list: not an integer 400, out of range 422.
+	for q, want := range map[string]int{"per_page=0": 422, "per_page=101": 422, "page=0": 422,
+		"page=99999999999999999999": 422, "page=x": 400, "per_page=1.5": 400} {
+		if r := ev.do(http.MethodGet, "/v1/orders?"+q, "", ev.who(me)); r.status != want {
+			t.Errorf("%s: %d, want %d: %s", q, r.status, want, r.body)
 		}
 	}
 }

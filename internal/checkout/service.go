@@ -874,16 +874,17 @@ func (s *Service) Order(ctx context.Context, who Identity, id uuid.UUID) (Order,
 	return o, nil
 }
 
-// Orders returns a customer's orders, newest first, page (from 1) of perPage.
-func (s *Service) Orders(ctx context.Context, customerID string, page, perPage int) ([]Order, error) {
+// Orders returns page (from 1) of perPage of a customer's orders, newest first, and
+// how many orders the customer has.
+func (s *Service) Orders(ctx context.Context, customerID string, page, perPage int) ([]Order, int64, error) {
 	o := Owner{Type: auth.OwnerCustomer, ID: customerID}
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if page < 1 || perPage < 1 {
-		return nil, fmt.Errorf("checkout: bad page")
+		return nil, 0, fmt.Errorf("checkout: bad page")
 	}
-	return s.st.orders(ctx, o, perPage, (page-1)*perPage)
+	return s.st.orders(ctx, o, perPage, (int64(page)-1)*int64(perPage))
 }
 
 // ------------------------------------------------------------------------ background

@@ -442,26 +442,31 @@ func (s store) orderFor(ctx context.Context, checkoutID uuid.UUID) (Order, bool,
 	return o, true, nil
 }
 
-// orders returns the owner's orders, newest first.
-func (s store) orders(ctx context.Context, o Owner, limit, offset int) ([]Order, error) {
+// orders returns a page of the owner's orders, newest first, and how many they have.
+func (s store) orders(ctx context.Context, o Owner, limit int, offset int64) ([]Order, int64, error) {
+	var total int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE owner_type = $1 AND owner_id = $2`,
+		string(o.Type), o.ID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count orders: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+orderCols+` FROM orders WHERE owner_type = $1 AND owner_id = $2
 ORDER BY created_at DESC, number DESC LIMIT $3 OFFSET $4`, string(o.Type), o.ID, limit, offset)
 	if err != nil {
-		return nil, fmt.Errorf("list orders: %w", err)
+		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
 	defer rows.Close()
 	out := []Order{}
 	for rows.Next() {
 		ord, err := scanOrder(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list orders: %w", err)
+			return nil, 0, fmt.Errorf("list orders: %w", err)
 		}
 		out = append(out, ord)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list orders: %w", err)
+		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
-	return out, nil
+	return out, total, nil
 }
 
 // paymentEvent records a provider event and applies it, in one transaction. applied is

@@ -51,14 +51,24 @@ func (h *Handler) create(c echo.Context) error {
 	return c.JSON(http.StatusCreated, toDiscountJSON(d, v))
 }
 
+// list: GET /admin/discounts?page=&per_page=, in application order, with the paging
+// rule of every list (httpx.Paging) and its one shape. The live discounts are few (the
+// whole ruleset is loaded at once for pricing), so a page is cut from one snapshot.
 func (h *Handler) list(c echo.Context) error {
-	ds, v, err := h.svc.List(c.Request().Context())
+	page, perPage, err := httpx.Paging(c)
+	if err != nil {
+		return err
+	}
+	ds, _, err := h.svc.List(c.Request().Context())
 	if err != nil {
 		return mapError(err)
 	}
-	out := discountListJSON{Items: make([]discountJSON, len(ds)), RulesetVersion: v}
-	for i, d := range ds {
-		out.Items[i] = toDiscountJSON(d, 0)
+	from := min(int64(page-1)*int64(perPage), int64(len(ds)))
+	to := min(from+int64(perPage), int64(len(ds)))
+	out := httpx.Page[discountJSON]{Items: make([]discountJSON, 0, to-from), Page: page, PerPage: perPage,
+		Total: int64(len(ds))}
+	for _, d := range ds[from:to] {
+		out.Items = append(out.Items, toDiscountJSON(d, 0))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -291,11 +301,6 @@ type discountJSON struct {
 	UpdatedAt   time.Time    `json:"updated_at"`
 	// RulesetVersion is the version a write produced (omitted on reads).
 	RulesetVersion int64 `json:"ruleset_version,omitempty"`
-}
-
-type discountListJSON struct {
-	Items          []discountJSON `json:"items"`
-	RulesetVersion int64          `json:"ruleset_version"`
 }
 
 func toDiscountJSON(d Discount, version int64) discountJSON {

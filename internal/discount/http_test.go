@@ -12,6 +12,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/platform/httpx"
+
+	"commerce/internal/platform/spectest"
 )
 
 type httpEnv struct {
@@ -24,6 +26,7 @@ func newHTTPEnv(t *testing.T) httpEnv {
 	se := newServiceEnv(t)
 	e := echo.New()
 	e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
+	e.Use(httpx.RequestIDMiddleware(), httpx.BodyLimit()) // as the app serves them
 	NewHandler(se.svc).Register(e.Group("/v1"), e.Group("/admin"))
 	return httpEnv{serviceEnv: se, e: e}
 }
@@ -39,7 +42,7 @@ func (h httpEnv) do(t *testing.T, method, path, body string) (int, map[string]an
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
-	h.e.ServeHTTP(rec, req)
+	spectest.Handler(t, h.e).ServeHTTP(rec, req) // checked against api/openapi.yaml
 	var out map[string]any
 	if rec.Body.Len() > 0 {
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
@@ -163,12 +166,27 @@ func TestAdminDiscountRoutes(t *testing.T) {
 
 	status, list := h.do(t, "GET", "/admin/discounts", "")
 	items, _ := list["items"].([]any)
-	if status != 200 || len(items) != 2 || list["ruleset_version"].(float64) != float64(h.pointer(t)) {
+	if status != 200 || len(items) != 2 || list["total"] != float64(2) || list["page"] != float64(1) ||
+		list["per_page"] != float64(20) {
 		t.Fatalf("list: %d %v", status, list)
 	}
 	// Priority 5 first.
 	if items[0].(map[string]any)["id"] != fullID {
 		t.Fatalf("list order: %v", items)
+	}
+	status, list = h.do(t, "GET", "/admin/discounts?per_page=1&page=2", "")
+	if items, _ := list["items"].([]any); status != 200 || len(items) != 1 || items[0].(map[string]any)["id"] == fullID ||
+		list["total"] != float64(2) {
+		t.Fatalf("list page 2: %d %v", status, list)
+	}
+	status, list = h.do(t, "GET", "/admin/discounts?page=3&per_page=1", "")
+	if items, _ := list["items"].([]any); status != 200 || items == nil || len(items) != 0 || list["total"] != float64(2) {
+		t.Fatalf("list past the end: %d %v", status, list)
+	}
+	for q, want := range map[string]int{"page=0": 422, "per_page=101": 422, "page=x": 400} {
+		if status, body := h.do(t, "GET", "/admin/discounts?"+q, ""); status != want {
+			t.Errorf("list ?%s: %d, want %d: %v", q, status, want, body)
+		}
 	}
 
 	if status, body := h.do(t, "DELETE", "/admin/discounts/"+id, ""); status != 204 || body != nil {

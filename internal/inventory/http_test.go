@@ -15,6 +15,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/platform/httpx"
+
+	"commerce/internal/platform/spectest"
 )
 
 type httpEnv struct {
@@ -41,7 +43,7 @@ func (h *httpEnv) do(method, path, body string) (int, map[string]any, http.Heade
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
-	h.echo.ServeHTTP(rec, req)
+	spectest.Handler(h.t, h.echo).ServeHTTP(rec, req) // checked against api/openapi.yaml
 	var out map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		h.t.Fatalf("%s %s: %d %q: %v", method, path, rec.Code, rec.Body.String(), err)

@@ -114,9 +114,10 @@ func (h *Handler) warm(c echo.Context) error {
 				return httpx.Validation(map[string]string{
 					"targets": fmt.Sprintf("unknown target %q; known: %s", t, strings.Join(h.order, ", "))})
 			}
-			if !slices.Contains(targets, t) {
-				targets = append(targets, t)
+			if slices.Contains(targets, t) {
+				return httpx.Validation(map[string]string{"targets": fmt.Sprintf("target %q is named twice", t)})
 			}
+			targets = append(targets, t)
 		}
 	}
 	start := time.Now()

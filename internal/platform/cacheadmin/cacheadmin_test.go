@@ -21,11 +21,14 @@ import (
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/rkey"
 	"commerce/internal/platform/testenv"
+
+	"commerce/internal/platform/spectest"
 )
 
 func newServer(h *Handler) *echo.Echo {
 	e := echo.New()
 	e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
+	e.Use(httpx.RequestIDMiddleware(), httpx.BodyLimit()) // as the app serves them
 	h.Register(e.Group("/admin"))
 	return e
 }
@@ -41,7 +44,7 @@ func do(t *testing.T, e *echo.Echo, method, path, body string) (int, map[string]
 		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
-	e.ServeHTTP(rec, req)
+	spectest.Handler(t, e).ServeHTTP(rec, req) // checked against api/openapi.yaml
 	var out map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("%s %s: body %q: %v", method, path, rec.Body.String(), err)
@@ -246,7 +249,12 @@ func TestWarm(t *testing.T) {
 	if p, _ := rdb.Get(ctx, space.Key("discount:ruleset:version")).Int64(); p != version {
 		t.Fatalf("pointer %d after warm, want %d", p, version)
 	}
+	// targets is a set (uniqueItems in the spec): a repeated target is refused, nothing runs.
 	status, body = do(t, e, "POST", "/admin/cache/warm", `{"targets":["discounts","discounts"]}`)
+	if status != 422 || productWarms.Load() != 1 || discountWarms.Load() != 1 {
+		t.Fatalf("warm with a repeated target: %d %v", status, body)
+	}
+	status, body = do(t, e, "POST", "/admin/cache/warm", `{"targets":["discounts"]}`)
 	if status != 200 || body["products"] != float64(0) || body["discounts_version"] != float64(version) {
 		t.Fatalf("warm discounts: %d %v", status, body)
 	}
@@ -275,11 +283,16 @@ func TestWarm(t *testing.T) {
 	if status, body := do(t, e, "POST", "/admin/cache/warm", `{"targets":["products"]}`); status != 503 {
 		t.Errorf("warm with Redis down: %d %v", status, body)
 	}
+	// A bug in a warmer is the one 500 here, provoked on purpose, so this exchange goes
+	// around the spec check (a 500 is documented nowhere): its body must still hide the cause.
 	bug := errors.New("select * from secret")
 	fail.Store(&bug)
-	if status, body := do(t, e, "POST", "/admin/cache/warm", `{"targets":["products"]}`); status != 500 ||
-		strings.Contains(body["error"].(map[string]any)["message"].(string), "secret") {
-		t.Errorf("warm failing: %d %v", status, body)
+	req := httptest.NewRequest("POST", "/admin/cache/warm", strings.NewReader(`{"targets":["products"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "secret") || !strings.Contains(rec.Body.String(), `"internal"`) {
+		t.Errorf("warm failing: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -44,6 +44,10 @@ func bind(c echo.Context, v any, allowEmpty bool) error {
 		}
 		return BadRequest("request body is required")
 	}
+	if bytes.TrimSpace(body)[0] != '{' {
+		// Every body of the API is an object; `null` would otherwise decode as "no change".
+		return BadRequest("request body must be a JSON object")
+	}
 	return DecodeStrict(body, v)
 }
 
