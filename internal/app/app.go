@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
+	"commerce/internal/inventory"
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/cachestats"
 	"commerce/internal/platform/db"
@@ -117,9 +118,26 @@ func (a *App) newEcho() *echo.Echo {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
 	e.Use(httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg)),
-		httpx.BodyLimit(), httpx.Deadline(a.cfg.RequestTimeout))
+		exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
 	registerOps(e, a.Pool, a.Redis, a.Reg)
 	return e
+}
+
+// streamingRoutes read large bodies as a stream and set their own body limit and
+// deadline, so the service-wide ones do not apply to them.
+var streamingRoutes = map[string]bool{inventory.BulkPath: true}
+
+// exceptStreaming applies mw to every route but the streaming ones.
+func exceptStreaming(mw echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		wrapped := mw(next)
+		return func(c echo.Context) error {
+			if streamingRoutes[c.Path()] {
+				return next(c)
+			}
+			return wrapped(c)
+		}
+	}
 }
 
 // Handler returns the HTTP handler of the service (for httptest and benchmarks).

@@ -32,6 +32,7 @@ func (h *Handler) Register(v1 *echo.Group, admin *echo.Group) {
 	v1.GET("/variants/:id/availability", h.availability)
 	admin.POST("/inventory/reconcile", h.reconcile)
 	admin.POST("/inventory/sweep", h.sweep)
+	admin.POST("/inventory/bulk", h.bulk)
 	admin.GET("/inventory/:variant_id", h.levels)
 	admin.PUT("/inventory/:variant_id", h.set)
 	admin.POST("/inventory/:variant_id/adjust", h.adjust)
