@@ -52,6 +52,10 @@ type Config struct {
 	ProductTTL        time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
 	DiscountTTL       time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
 	IdempotencyTTL    time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// Bounds of the Idempotency-Key records: the largest response kept for replay, and
+	// the most live keys one caller holds per route.
+	IdempotencyMaxResponseBytes int `env:"IDEMPOTENCY_MAX_RESPONSE_BYTES" envDefault:"65536"`
+	IdempotencyMaxKeys          int `env:"IDEMPOTENCY_MAX_KEYS" envDefault:"1000"`
 	SessionsPerMinute int           `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
 	RateLimitPerSec   int           `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
 
@@ -101,6 +105,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration", name))
 		}
+	}
+	if c.IdempotencyMaxResponseBytes < 0 || c.IdempotencyMaxKeys < 0 {
+		errs = append(errs, errors.New("IDEMPOTENCY_MAX_RESPONSE_BYTES and IDEMPOTENCY_MAX_KEYS must not be negative (0: the default)"))
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative (0: no deadline)"))

@@ -18,11 +18,16 @@ import (
 	"commerce/internal/inventory"
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/cacheadmin"
+	"commerce/internal/platform/idempotency"
 	"commerce/internal/platform/jobs"
 	"commerce/internal/platform/money"
 	"commerce/internal/platform/ratelimit"
 	"commerce/internal/platform/resilience"
 )
+
+// idemInFlightMargin is how much longer than REQUEST_TIMEOUT an Idempotency-Key stays in
+// flight when its request never finishes.
+const idemInFlightMargin = 5 * time.Second
 
 // domains holds the domain services of one replica.
 type domains struct {
@@ -34,6 +39,8 @@ type domains struct {
 	Prefs     *cart.Preferences
 	Checkout  *checkout.Service
 	Jobs      *jobs.Scheduler
+	// Idempotency keeps the Idempotency-Key records of every route that honours one.
+	Idempotency *idempotency.Store
 }
 
 // Domains exposes the services (for tests, benchmarks and subcommands).
@@ -54,6 +61,15 @@ func (a *App) wireDomains(ctx context.Context) error {
 		}, time.Second))
 
 	d := &a.domains
+	// A key stays in flight as long as its request can run, plus a margin: a process that
+	// died mid-request frees it that soon.
+	inFlight := cfg.RequestTimeout + idemInFlightMargin
+	if cfg.RequestTimeout <= 0 {
+		inFlight = 0 // the package default
+	}
+	d.Idempotency = idempotency.New(a.Redis, a.Space, a.Reg, idempotency.Options{TTL: cfg.IdempotencyTTL,
+		InFlightTTL: inFlight, MaxResponseBytes: cfg.IdempotencyMaxResponseBytes,
+		MaxKeysPerCaller: cfg.IdempotencyMaxKeys, Logger: a.log})
 	// Catalog (L2).
 	store := catalog.NewStore(a.Pool, cfg.Currency)
 	d.Products = catalog.NewCache(store, a.Cache, a.Space, cfg.ProductTTL, a.Stats,
@@ -95,7 +111,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 		adapters.Carts{S: d.Carts}, adapters.Catalog{Src: d.Products},
 		adapters.Pricing{Rules: rulesetLoader{d.Discounts}}, nil, a.Reg,
 		checkout.Options{HoldTTL: cfg.HoldTTL, CheckoutTTL: cfg.CheckoutTTL, Currency: cfg.Currency,
-			IdemTTL: cfg.IdempotencyTTL, Logger: a.log})
+			Idempotency: d.Idempotency, Logger: a.log})
 	if err != nil {
 		return err
 	}

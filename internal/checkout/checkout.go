@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"commerce/internal/platform/auth"
+	"commerce/internal/platform/idempotency"
 	"commerce/internal/platform/money"
 )
 
@@ -261,9 +262,12 @@ type Options struct {
 	Currency    string        // shop currency (default USD)
 	IdemTTL     time.Duration // how long an idempotent response is replayed (default 24 h)
 	// IdemInFlightTTL bounds how long an idempotency key stays "in flight" when its
-	// request dies without finishing (default 1 min).
+	// request dies without finishing: the request deadline plus a margin (default 35 s).
 	IdemInFlightTTL time.Duration
-	LockTTL         time.Duration // per-cart checkout lock (default 30 s)
+	// Idempotency, when set, is the shared store of Idempotency-Key records (IdemTTL and
+	// IdemInFlightTTL are then its own); nil makes one from IdemTTL and IdemInFlightTTL.
+	Idempotency *idempotency.Store
+	LockTTL     time.Duration // per-cart checkout lock (default 30 s)
 	// ClaimLease: a claimed Redis transition not confirmed within it is considered dead
 	// and the hash is rebuilt from PostgreSQL (default 30 s).
 	ClaimLease time.Duration
@@ -288,7 +292,7 @@ func (o Options) withDefaults() Options {
 	def(&o.HoldTTL, 15*time.Minute)
 	def(&o.CheckoutTTL, 15*time.Minute)
 	def(&o.IdemTTL, 24*time.Hour)
-	def(&o.IdemInFlightTTL, time.Minute)
+	def(&o.IdemInFlightTTL, 35*time.Second)
 	def(&o.LockTTL, 30*time.Second)
 	def(&o.ClaimLease, 30*time.Second)
 	def(&o.CompleteWait, 10*time.Second)

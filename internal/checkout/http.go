@@ -5,12 +5,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
-	"net/textproto"
 	"strings"
 	"time"
 
@@ -19,12 +17,13 @@ import (
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/idempotency"
 )
 
 // Header names of the checkout routes.
 const (
-	HeaderIdempotencyKey = "Idempotency-Key"
-	HeaderReplayed       = "Idempotent-Replayed"
+	HeaderIdempotencyKey = idempotency.Header
+	HeaderReplayed       = idempotency.HeaderReplayed
 	HeaderSignature      = "X-Signature"
 )
 
@@ -176,63 +175,12 @@ func (h *Handler) cancel(c echo.Context) error {
 // response is stored and replayed byte for byte with the same status; 5xx answers are
 // not stored (the record is deleted so the client can retry), nor are answers that only
 // describe a passing situation (409 checkout_in_progress). Validation errors happen before
-// this and are never stored.
+// this and are never stored. See package idempotency.
 func (h *Handler) idempotent(c echo.Context, scope string, owner Owner, fingerprint string,
 	fn func(ctx context.Context) (int, any, error)) error {
-	ctx := c.Request().Context()
-	vals, present := c.Request().Header[textproto.CanonicalMIMEHeaderKey(HeaderIdempotencyKey)]
-	if !present {
-		status, body, err := fn(ctx)
-		if err != nil {
-			return httpError(err)
-		}
-		return c.JSON(status, body)
-	}
-	if len(vals) != 1 || !ValidIdempotencyKey(vals[0]) {
-		return httpx.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
-	}
-	rec, stored, err := h.svc.BeginIdempotent(ctx, scope, owner, vals[0], fingerprint)
-	if err != nil {
-		return httpError(err)
-	}
-	if stored != nil {
-		c.Response().Header().Set(HeaderReplayed, "true")
-		return c.Blob(stored.Status, echo.MIMEApplicationJSON, stored.Body)
-	}
-	status, body, err := fn(ctx)
-	if err != nil {
-		e := httpx.Classify(httpError(err))
-		if e.Status >= 499 || e.Status < 400 || e.RetryAfter > 0 || e.Code == httpx.CodeCheckoutInProgress {
-			rec.Abort(ctx)
-			return e
-		}
-		details := e.Details
-		if details == nil {
-			details = map[string]any{}
-		}
-		status = e.Status
-		body = errorJSON{Error: errorPayloadJSON{Code: e.Code, Message: e.Message, Details: details}}
-	}
-	raw, merr := json.Marshal(body)
-	if merr != nil {
-		rec.Abort(ctx)
-		return merr
-	}
-	raw = append(raw, '\n')
-	rec.Store(ctx, status, raw)
-	return c.Blob(status, echo.MIMEApplicationJSON, raw)
-}
-
-// errorJSON is the contract's error shape (the same as the error funnel renders), for
-// responses stored under an idempotency key.
-type errorJSON struct {
-	Error errorPayloadJSON `json:"error"`
-}
-
-type errorPayloadJSON struct {
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details"`
+	return h.svc.idem.Handle(c, idempotency.Handler{Scope: scope, Caller: string(owner.Type) + "\x00" + owner.ID,
+		Fingerprint: fingerprint, Run: fn, ToHTTP: httpError,
+		Passing: func(e *httpx.Error) bool { return e.Code == httpx.CodeCheckoutInProgress }})
 }
 
 // httpError maps the package's errors to the contract; others pass through to the funnel.
@@ -262,12 +210,6 @@ func httpError(err error) error {
 		e = httpx.New(http.StatusGone, httpx.CodeCheckoutExpired, "the checkout expired and its items could not be held again")
 	case errors.Is(err, ErrPaymentDeclined):
 		e = httpx.New(http.StatusPaymentRequired, httpx.CodePaymentDeclined, "the payment was declined; the checkout can be paid again")
-	case errors.Is(err, ErrIdempotencyInUse):
-		e = httpx.Conflict(httpx.CodeIdemInUse, "a request with this Idempotency-Key is still running")
-	case errors.Is(err, ErrIdempotencyReused):
-		e = httpx.Unprocessable(httpx.CodeIdemReused, "this Idempotency-Key was used with a different request")
-	case errors.Is(err, ErrIdempotencyKey):
-		e = httpx.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
 	case errors.Is(err, ErrInvalidOwner):
 		e = httpx.Unauthorized("a valid session or customer token is required")
 	default:

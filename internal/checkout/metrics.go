@@ -11,7 +11,6 @@ type metrics struct {
 	created         *prometheus.CounterVec
 	completes       *prometheus.CounterVec
 	transitions     *prometheus.CounterVec
-	idempotency     *prometheus.CounterVec
 	completeSeconds prometheus.Histogram
 	orders          prometheus.Counter
 	cancelled       prometheus.Counter
@@ -30,8 +29,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Checkout completions by outcome: ok, declined, expired, conflict, error."}, []string{"outcome"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_checkout_transitions_total",
 			Help: "Checkout state transitions committed, by from and to state."}, []string{"from", "to"}),
-		idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_idempotency_total",
-			Help: "Idempotency-Key outcomes: begin, replay, in_flight, reused."}, []string{"outcome"}),
 		completeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "commerce_checkout_complete_seconds",
 			Help:    "Time to complete a checkout (payment, stock commit, order).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
@@ -51,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.created, m.completes, m.transitions, m.idempotency,
+	for _, c := range []prometheus.Collector{m.created, m.completes, m.transitions,
 		m.completeSeconds, m.orders, m.cancelled, m.expired, m.retaken, m.recovered, m.published} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

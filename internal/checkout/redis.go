@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,18 +32,18 @@ type redisSide struct {
 	rdb   redis.UniversalClient
 	space rkey.Space
 
-	transition, confirm, load, idemBegin, idemFinish, unlock *redis.Script
+	transition, confirm, load, unlock *redis.Script
 }
 
 func newRedisSide(rdb redis.UniversalClient, space rkey.Space) *redisSide {
 	s := func(name string) *redis.Script { return redis.NewScript(lua.Source(name)) }
 	return &redisSide{rdb: rdb, space: space, transition: s("transition"), confirm: s("chk_confirm"),
-		load: s("chk_load"), idemBegin: s("idem_begin"), idemFinish: s("idem_finish"), unlock: s("unlock")}
+		load: s("chk_load"), unlock: s("unlock")}
 }
 
 // loadScripts loads every script (on every master in Cluster).
 func (r *redisSide) loadScripts(ctx context.Context) error {
-	scripts := []*redis.Script{r.transition, r.confirm, r.load, r.idemBegin, r.idemFinish, r.unlock}
+	scripts := []*redis.Script{r.transition, r.confirm, r.load, r.unlock}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range scripts {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -70,12 +68,6 @@ func (r *redisSide) loadScripts(ctx context.Context) error {
 func (r *redisSide) chkKey(id uuid.UUID) string { return r.space.Key("chk:{", id.String(), "}") }
 
 func (r *redisSide) lockKey(cartKey string) string { return r.space.Key("lock:{", cartKey, "}") }
-
-// idemKey is the record of an idempotency key: scope (route), caller and key are hashes
-// or fixed names, so no caller-chosen byte reaches the key (braces would break the tag).
-func (r *redisSide) idemKey(scope, caller, key string) string {
-	return r.space.Key("idem:{", scope, ":", caller, ":", key, "}")
-}
 
 func (r *redisSide) streamKey() string { return r.space.Key("events:orders") }
 
@@ -160,59 +152,6 @@ func (r *redisSide) lock(ctx context.Context, cartKey string, ttl time.Duration)
 func (r *redisSide) unlockCart(ctx context.Context, cartKey, token string) error {
 	if err := r.unlock.Run(ctx, r.rdb, []string{r.lockKey(cartKey)}, token).Err(); err != nil {
 		return fmt.Errorf("checkout unlock: %w", err)
-	}
-	return nil
-}
-
-// Outcomes of idemBegin.
-const (
-	idemBegun    = "BEGIN"
-	idemInFlight = "IN_FLIGHT"
-	idemMismatch = "MISMATCH"
-	idemDone     = "DONE"
-)
-
-type idemResult struct {
-	outcome string
-	status  int
-	body    []byte
-}
-
-func (r *redisSide) idemStart(ctx context.Context, key, fp, owner string, inFlight time.Duration) (idemResult, error) {
-	v, err := r.idemBegin.Run(ctx, r.rdb, []string{key}, fp, owner, inFlight.Milliseconds()).Slice()
-	if err != nil {
-		return idemResult{}, fmt.Errorf("idempotency begin: %w", err)
-	}
-	if len(v) == 0 {
-		return idemResult{}, errors.New("idempotency begin: empty reply")
-	}
-	res := idemResult{}
-	res.outcome, _ = v[0].(string)
-	if res.outcome == idemDone {
-		if len(v) != 3 {
-			return idemResult{}, fmt.Errorf("idempotency begin: unexpected reply %v", v)
-		}
-		s, _ := v[1].(string)
-		b, _ := v[2].(string)
-		if res.status, err = strconv.Atoi(s); err != nil {
-			return idemResult{}, fmt.Errorf("idempotency begin: bad stored status %q", s)
-		}
-		res.body = []byte(b)
-	}
-	return res, nil
-}
-
-func (r *redisSide) idemStore(ctx context.Context, key, owner string, status int, body []byte, ttl time.Duration) error {
-	err := r.idemFinish.Run(ctx, r.rdb, []string{key}, owner, "store", status, body, ttl.Milliseconds()).Err()
-	if err != nil {
-		return fmt.Errorf("idempotency store: %w", err)
-	}
-	return nil
-}
-
-func (r *redisSide) idemAbort(ctx context.Context, key, owner string) error {
-	if err := r.idemFinish.Run(ctx, r.rdb, []string{key}, owner, "abort", 0, "", 0).Err(); err != nil {
-		return fmt.Errorf("idempotency abort: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/fault"
+	"commerce/internal/platform/idempotency"
 	"commerce/internal/platform/money"
 	"commerce/internal/platform/rkey"
 )
@@ -41,6 +42,7 @@ type Service struct {
 	log     *slog.Logger
 	m       *metrics
 	hashTTL time.Duration
+	idem    *idempotency.Store
 
 	// hook, when set (tests only), is called at the named points of a creation or a
 	// completion; a panicking hook simulates a crash there.
@@ -78,9 +80,14 @@ func NewService(pool *pgxpool.Pool, rdb redis.UniversalClient, space rkey.Space,
 	if err != nil {
 		return nil, err
 	}
+	idem := opts.Idempotency
+	if idem == nil {
+		idem = idempotency.New(rdb, space, reg, idempotency.Options{TTL: opts.IdemTTL,
+			InFlightTTL: opts.IdemInFlightTTL, Logger: opts.Logger})
+	}
 	return &Service{st: store{pool: pool}, r: newRedisSide(rdb, space), inv: inv, carts: carts, cat: cat,
 		pricing: pricing, pay: pay, opts: opts, log: opts.Logger, m: m,
-		hashTTL: opts.CheckoutTTL + 24*time.Hour}, nil
+		hashTTL: opts.CheckoutTTL + 24*time.Hour, idem: idem}, nil
 }
 
 // LoadScripts loads the Lua scripts into Redis (they are also loaded lazily; an error

@@ -58,25 +58,6 @@ func TestStateFinal(t *testing.T) {
 	}
 }
 
-func TestValidIdempotencyKey(t *testing.T) {
-	long := make([]byte, 256)
-	for i := range long {
-		long[i] = 'k'
-	}
-	tests := []struct {
-		key  string
-		want bool
-	}{
-		{"", false}, {"a", true}, {"order-123 retry", true}, {string(long[:255]), true},
-		{string(long), false}, {"tab\there", false}, {"é", false}, {"{brace}", true},
-	}
-	for _, tt := range tests {
-		if got := ValidIdempotencyKey(tt.key); got != tt.want {
-			t.Errorf("ValidIdempotencyKey(%q) = %v, want %v", tt.key, got, tt.want)
-		}
-	}
-}
-
 func TestValidEmail(t *testing.T) {
 	tests := []struct {
 		s    string
