@@ -43,21 +43,21 @@ type Config struct {
 	WebhookSecret     string `env:"PAYMENT_WEBHOOK_SECRET"`
 	TrustProxyHeaders bool   `env:"TRUST_PROXY_HEADERS" envDefault:"false"`
 
-	Currency          string        `env:"SHOP_CURRENCY" envDefault:"USD"`
-	HoldTTL           time.Duration `env:"HOLD_TTL" envDefault:"15m"`
-	CheckoutTTL       time.Duration `env:"CHECKOUT_TTL" envDefault:"15m"`
-	SweepInterval     time.Duration `env:"SWEEP_INTERVAL" envDefault:"30s"`
-	SessionTTL        time.Duration `env:"SESSION_TTL" envDefault:"168h"`
-	CustomerCartTTL   time.Duration `env:"CUSTOMER_CART_TTL" envDefault:"720h"`
-	ProductTTL        time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
-	DiscountTTL       time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
-	IdempotencyTTL    time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	Currency        string        `env:"SHOP_CURRENCY" envDefault:"USD"`
+	HoldTTL         time.Duration `env:"HOLD_TTL" envDefault:"15m"`
+	CheckoutTTL     time.Duration `env:"CHECKOUT_TTL" envDefault:"15m"`
+	SweepInterval   time.Duration `env:"SWEEP_INTERVAL" envDefault:"30s"`
+	SessionTTL      time.Duration `env:"SESSION_TTL" envDefault:"168h"`
+	CustomerCartTTL time.Duration `env:"CUSTOMER_CART_TTL" envDefault:"720h"`
+	ProductTTL      time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
+	DiscountTTL     time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
+	IdempotencyTTL  time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// Bounds of the Idempotency-Key records: the largest response kept for replay, and
 	// the most live keys one caller holds per route.
 	IdempotencyMaxResponseBytes int `env:"IDEMPOTENCY_MAX_RESPONSE_BYTES" envDefault:"65536"`
 	IdempotencyMaxKeys          int `env:"IDEMPOTENCY_MAX_KEYS" envDefault:"1000"`
-	SessionsPerMinute int           `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
-	RateLimitPerSec   int           `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
+	SessionsPerMinute           int `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
+	RateLimitPerSec             int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
 
 	WarmProductsCron  string        `env:"WARM_PRODUCTS_CRON" envDefault:"0 */6 * * *"`
 	WarmDiscountsCron string        `env:"WARM_DISCOUNTS_CRON" envDefault:"0 */2 * * *"`
