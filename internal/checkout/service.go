@@ -761,8 +761,10 @@ func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion
 	if err != nil {
 		var se *stateError
 		switch {
-		case errors.Is(err, ErrHoldMissing):
-			// Still missing right after retaking them: give up like an expiry.
+		case errors.Is(err, ErrHoldMissing), errors.Is(err, ErrInsufficientStock):
+			// Still missing right after retaking them, or held against stock PostgreSQL no
+			// longer has (Redis lost data; the sale is refused, nothing is oversold): give
+			// up like an expiry, which returns the holds.
 			s.log.Error("checkout: payment succeeded but the holds cannot be kept; the intent must be refunded",
 				slog.String("checkout", c.ID.String()), slog.String("payment_intent", c.PaymentIntentID))
 			if _, ferr := s.finish(ctx, c, StateExpired, change{}); ferr != nil {

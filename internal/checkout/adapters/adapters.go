@@ -178,6 +178,9 @@ func invError(err error) error {
 		return fmt.Errorf("%w: %w", checkout.ErrHoldMissing, err)
 	case errors.Is(err, inventory.ErrHoldBusy):
 		return fmt.Errorf("%w: %w", checkout.ErrInProgress, err)
+	case errors.Is(err, inventory.ErrInsufficientStock):
+		// Commit: PostgreSQL's on_hand is below a held quantity (Redis lost data).
+		return fmt.Errorf("%w: %w", checkout.ErrInsufficientStock, err)
 	}
 	return err
 }
