@@ -4,6 +4,7 @@
 //	commerce migrate up|down              apply or roll back one step of the migrations
 //	commerce seed                         load the demo catalog and discount rules (only into an empty catalog)
 //	commerce token --customer ID [--ttl 1h]   print a customer JWT signed with AUTH_JWT_SECRET
+//	commerce inventory import [--key K] FILE  sync stock from a CSV/JSON file of any size (resumable)
 //
 // The load generator is a command of its own, cmd/commerce-bench (make bench).
 package main
@@ -51,11 +52,13 @@ func run(ctx context.Context, args []string) error {
 		return seed(ctx, cfg, log)
 	case "token":
 		return token(cfg, args)
+	case "inventory":
+		return inventoryCmd(ctx, cfg, args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: commerce [serve | migrate up|down | seed | token --customer ID [--ttl 1h]]")
+		fmt.Println("usage: commerce [serve | migrate up|down | seed | token --customer ID [--ttl 1h] | inventory import [--key K] FILE]")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, migrate, seed, token)", cmd)
+	return fmt.Errorf("unknown command %q (serve, migrate, seed, token, inventory)", cmd)
 }
 
 func serve(ctx context.Context, cfg app.Config, log *slog.Logger) error {
