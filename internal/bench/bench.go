@@ -99,6 +99,7 @@ var steps = []step{
 	{"catalog", "catalog read storm", (*runner).catalogStorm},
 	{"churn", "cart churn", (*runner).cartChurn},
 	{"journey", "full journey", (*runner).fullJourney},
+	{"bulk", "bulk stock sync", (*runner).bulkSync},
 	{"memory", "memory", (*runner).memory},
 }
 
