@@ -14,7 +14,10 @@ import (
 )
 
 // Store is the catalog in PostgreSQL, the source of truth. Every method is safe for
-// concurrent use. Driver errors never leave it as such: a unique violation becomes a
+// concurrent use. Every write also records, in its own transaction, a row of
+// catalog_invalidations for the product it changed (recordInvalidation): the cache
+// invalidation that must follow the commit is then never lost (see Service). A new write
+// method must do the same. Driver errors never leave it as such: a unique violation becomes a
 // *ConflictError, a missing row ErrNotFound; connection failures are returned wrapped and
 // are recognised by fault.IsUnavailable.
 type Store struct {
@@ -190,7 +193,7 @@ func (s *Store) Create(ctx context.Context, np NewProduct) (Product, error) {
 			return fmt.Errorf("product %s vanished inside its own transaction", np.ID)
 		}
 		out = ps[0]
-		return nil
+		return recordInvalidation(ctx, tx, out)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("create product %q: %w", np.Slug, translate(err))
@@ -357,8 +360,10 @@ func (s *Store) Update(ctx context.Context, id uuid.UUID, p ProductPatch) (Produ
 		if tag.RowsAffected() == 0 {
 			return ErrNotFound
 		}
-		out, err = scanProduct(tx.QueryRow(ctx, productSelect+` WHERE p.id = $1`, id))
-		return err
+		if out, err = scanProduct(tx.QueryRow(ctx, productSelect+` WHERE p.id = $1`, id)); err != nil {
+			return err
+		}
+		return recordInvalidation(ctx, tx, out)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("update product %s: %w", id, translate(err))
@@ -399,8 +404,10 @@ func (s *Store) UpdateVariant(ctx context.Context, id uuid.UUID, p VariantPatch)
 			return err
 		}
 		var err error
-		out, err = scanProduct(tx.QueryRow(ctx, productSelect+` WHERE p.id = $1`, productID))
-		return err
+		if out, err = scanProduct(tx.QueryRow(ctx, productSelect+` WHERE p.id = $1`, productID)); err != nil {
+			return err
+		}
+		return recordInvalidation(ctx, tx, out)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("update variant %s: %w", id, translate(err))
@@ -419,11 +426,54 @@ func (s *Store) Archive(ctx context.Context, id uuid.UUID) (Product, error) {
 			return err
 		}
 		var err error
-		out, err = scanProduct(tx.QueryRow(ctx, productSelect+` WHERE p.id = $1`, id))
-		return err
+		if out, err = scanProduct(tx.QueryRow(ctx, productSelect+` WHERE p.id = $1`, id)); err != nil {
+			return err
+		}
+		return recordInvalidation(ctx, tx, out)
 	})
 	if err != nil {
 		return Product{}, fmt.Errorf("archive product %s: %w", id, translate(err))
 	}
 	return out, nil
+}
+
+// recordInvalidation records, inside the write's transaction tx, that p's cache entries
+// must be invalidated at version p.Version.
+func recordInvalidation(ctx context.Context, tx pgx.Tx, p Product) error {
+	_, err := tx.Exec(ctx, `INSERT INTO catalog_invalidations (product_id, version) VALUES ($1, $2)`, p.ID, p.Version)
+	return err
+}
+
+// PendingInvalidations returns up to limit products with invalidations not yet confirmed,
+// the oldest first.
+func (s *Store) PendingInvalidations(ctx context.Context, limit int) ([]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT product_id FROM catalog_invalidations
+		GROUP BY product_id ORDER BY min(id) LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending invalidations: %w", translate(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("pending invalidations: %w", translate(err))
+	}
+	return ids, nil
+}
+
+// ClearInvalidations deletes the invalidation rows that the publication of ps confirmed:
+// those of each product up to the version published.
+func (s *Store) ClearInvalidations(ctx context.Context, ps []Product) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(ps))
+	vers := make([]int64, len(ps))
+	for i, p := range ps {
+		ids[i], vers[i] = p.ID, p.Version
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM catalog_invalidations c
+		USING unnest($1::uuid[], $2::bigint[]) AS d(product_id, version)
+		WHERE c.product_id = d.product_id AND c.version <= d.version`, ids, vers); err != nil {
+		return fmt.Errorf("clear invalidations: %w", translate(err))
+	}
+	return nil
 }
