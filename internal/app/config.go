@@ -59,6 +59,13 @@ type Config struct {
 	SessionsPerMinute           int `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
 	RateLimitPerSec             int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
 
+	// The in-process near-cache of products: entries live NEAR_CACHE_TTL after they were
+	// read (0 turns it off), at most NEAR_CACHE_MAX_ENTRIES products and
+	// NEAR_CACHE_MAX_BYTES of encoded bodies per replica.
+	NearCacheTTL        time.Duration `env:"NEAR_CACHE_TTL" envDefault:"1s"`
+	NearCacheMaxEntries int           `env:"NEAR_CACHE_MAX_ENTRIES" envDefault:"20000"`
+	NearCacheMaxBytes   int           `env:"NEAR_CACHE_MAX_BYTES" envDefault:"67108864"`
+
 	WarmProductsCron  string        `env:"WARM_PRODUCTS_CRON" envDefault:"0 */6 * * *"`
 	WarmDiscountsCron string        `env:"WARM_DISCOUNTS_CRON" envDefault:"0 */2 * * *"`
 	ReconcileCron     string        `env:"RECONCILE_CRON" envDefault:"*/15 * * * *"`
@@ -108,6 +115,12 @@ func (c Config) Validate() error {
 	}
 	if c.IdempotencyMaxResponseBytes < 0 || c.IdempotencyMaxKeys < 0 {
 		errs = append(errs, errors.New("IDEMPOTENCY_MAX_RESPONSE_BYTES and IDEMPOTENCY_MAX_KEYS must not be negative (0: the default)"))
+	}
+	if c.NearCacheTTL < 0 || c.NearCacheTTL > 10*time.Second {
+		errs = append(errs, errors.New("NEAR_CACHE_TTL must be between 0 (off) and 10s (it bounds how stale a product read may be)"))
+	}
+	if c.NearCacheMaxEntries < 0 || c.NearCacheMaxBytes < 0 {
+		errs = append(errs, errors.New("NEAR_CACHE_MAX_ENTRIES and NEAR_CACHE_MAX_BYTES must not be negative"))
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative (0: no deadline)"))
@@ -159,7 +172,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("migrate_on_start", c.MigrateOnStart), slog.Bool("seed_demo", c.SeedDemo),
 		slog.String("currency", c.Currency), slog.Duration("hold_ttl", c.HoldTTL),
 		slog.Duration("checkout_ttl", c.CheckoutTTL), slog.Duration("sweep_interval", c.SweepInterval),
-		slog.Duration("product_ttl", c.ProductTTL), slog.String("warm_products_cron", c.WarmProductsCron),
+		slog.Duration("product_ttl", c.ProductTTL), slog.Duration("near_cache_ttl", c.NearCacheTTL), slog.String("warm_products_cron", c.WarmProductsCron),
 		slog.String("warm_discounts_cron", c.WarmDiscountsCron), slog.String("reconcile_cron", c.ReconcileCron),
 	)
 }

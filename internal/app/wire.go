@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/pgxpoolprometheus"
@@ -50,7 +51,16 @@ func (a *App) Domains() *domains { return &a.domains }
 func (a *App) wireDomains(ctx context.Context) error {
 	cfg := a.cfg
 	rm := resilience.NewMetrics(a.Reg)
-	l2 := resilience.NewBreaker(resilience.BreakerConfig{Name: "redis_l2", CallTimeout: cfg.RedisTimeout}, rm)
+	d := &a.domains
+	// When the L2 breaker closes again, catalog invalidations that failed while Redis was
+	// down are republished at once (the relay would also retry them on its own).
+	var catalogRepublish atomic.Pointer[func()]
+	l2 := resilience.NewBreaker(resilience.BreakerConfig{Name: "redis_l2", CallTimeout: cfg.RedisTimeout,
+		OnClosed: func() {
+			if f := catalogRepublish.Load(); f != nil {
+				(*f)()
+			}
+		}}, rm)
 	rlBreaker := resilience.NewBreaker(resilience.BreakerConfig{Name: "ratelimit"}, rm)
 	prefsBreaker := resilience.NewBreaker(resilience.BreakerConfig{Name: "redis_prefs", CallTimeout: cfg.RedisTimeout}, rm)
 	a.Reg.MustRegister(pgxpoolprometheus.NewCollector(a.Pool, map[string]string{"db": "commerce"}),
@@ -60,7 +70,6 @@ func (a *App) wireDomains(ctx context.Context) error {
 			"redis":    func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() },
 		}, time.Second))
 
-	d := &a.domains
 	// A key stays in flight as long as its request can run, plus a margin: a process that
 	// died mid-request frees it that soon.
 	inFlight := cfg.RequestTimeout + idemInFlightMargin
@@ -70,11 +79,14 @@ func (a *App) wireDomains(ctx context.Context) error {
 	d.Idempotency = idempotency.New(a.Redis, a.Space, a.Reg, idempotency.Options{TTL: cfg.IdempotencyTTL,
 		InFlightTTL: inFlight, MaxResponseBytes: cfg.IdempotencyMaxResponseBytes,
 		MaxKeysPerCaller: cfg.IdempotencyMaxKeys, Logger: a.log})
-	// Catalog (L2).
+	// Catalog (near-cache, L2).
 	store := catalog.NewStore(a.Pool, cfg.Currency)
 	d.Products = catalog.NewCache(store, a.Cache, a.Space, cfg.ProductTTL, a.Stats,
-		catalog.WithGuard(l2), catalog.WithLogger(a.log))
+		catalog.WithGuard(l2), catalog.WithLogger(a.log),
+		catalog.WithNearCache(cfg.NearCacheTTL, cfg.NearCacheMaxEntries, cfg.NearCacheMaxBytes))
 	d.Catalog = catalog.NewService(store, d.Products)
+	republish := d.Catalog.Republish
+	catalogRepublish.Store(&republish)
 
 	// Inventory (L1).
 	inv, err := inventory.NewService(a.Pool, a.Redis, a.Space, a.Reg,
@@ -178,6 +190,8 @@ func (a *App) wireDomains(ctx context.Context) error {
 // before the connections close.
 func (a *App) startBackground(ctx context.Context) error {
 	d := &a.domains
+	d.Catalog.Start(ctx)
+	a.closers = append(a.closers, d.Catalog.Stop)
 	if err := d.Carts.Start(ctx); err != nil {
 		return err
 	}

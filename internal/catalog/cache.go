@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,6 +53,14 @@ func WithListTTL(d time.Duration) CacheOption { return func(c *Cache) { c.listTT
 // WithNegativeTTL sets how long "no such product" is cached [30s].
 func WithNegativeTTL(d time.Duration) CacheOption { return func(c *Cache) { c.negTTL = d } }
 
+// WithNearCache puts an in-process near-cache of at most maxEntries products and maxBytes
+// of encoded bodies in front of the L2, each entry served for at most ttl after it was
+// read [off]. Other replicas' writes reach it over Redis pub/sub once Start runs; a lost
+// message costs at most ttl of staleness.
+func WithNearCache(ttl time.Duration, maxEntries, maxBytes int) CacheOption {
+	return func(c *Cache) { c.near = newNearCache(ttl, maxEntries, maxBytes) }
+}
+
 // WithLogger sets where failed invalidations are reported [discarded].
 func WithLogger(l *slog.Logger) CacheOption { return func(c *Cache) { c.log = l } }
 
@@ -76,8 +85,13 @@ type Cache struct {
 	guard   Guard
 	log     *slog.Logger
 	sf      singleflight.Group
+	near    *nearCache // nil: no near-cache
 
-	productStats, listStats, variantStats *cachestats.Counter
+	subMu   sync.Mutex
+	subStop context.CancelFunc
+	subDone chan struct{}
+
+	productStats, listStats, variantStats, nearStats *cachestats.Counter
 }
 
 // loadTimeout bounds a shared load, which outlives the caller that started it.
@@ -102,7 +116,8 @@ func NewCache(src Source, rdb redis.UniversalClient, space rkey.Space, ttl time.
 		log:          slog.New(slog.DiscardHandler),
 		productStats: stats.Counter(cachestats.TierL2, "product"),
 		listStats:    stats.Counter(cachestats.TierL2, "listing"),
-		variantStats: stats.Counter(cachestats.TierL2, "variant")}
+		variantStats: stats.Counter(cachestats.TierL2, "variant"),
+		nearStats:    stats.Counter(cachestats.TierL0, "product")}
 	for _, o := range opts {
 		o(c)
 	}
@@ -140,10 +155,12 @@ func jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(spread+1)
 }
 
-// entry is a decoded product cache value: a product, or "not found" (missing).
+// entry is a decoded product cache value: a product, or "not found" (missing), and when
+// it was read (the start of the Redis or PostgreSQL read that returned it).
 type entry struct {
 	p       Product
 	missing bool
+	at      time.Time
 }
 
 // --- product reads --------------------------------------------------------------------
@@ -151,6 +168,7 @@ type entry struct {
 // lookup reads one product key through the guard. found is false on a miss; err is a
 // Redis failure.
 func (c *Cache) lookup(ctx context.Context, key string) (e entry, found bool, err error) {
+	at := time.Now()
 	err = c.guard.Run(ctx, func(ctx context.Context) error {
 		b, err := c.rdb.Get(ctx, key).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -162,20 +180,94 @@ func (c *Cache) lookup(ctx context.Context, key string) (e entry, found bool, er
 		e, found = decodeProduct(b)
 		return nil
 	})
+	e.at = at
 	return e, found, err
 }
 
-// GetActive returns the product when it is active, from Redis when cached, otherwise
-// loaded from the Source once per process however many callers miss at the same time,
-// and cached (also when it is unknown, for a short TTL, or not active). Errors:
-// ErrNotFound (unknown or not active), or the Source's dependency error; a Redis failure
-// is not an error.
+// GetActive returns the product when it is active, from the near-cache or Redis when
+// cached, otherwise loaded from the Source once per process however many callers miss at
+// the same time, and cached (also when it is unknown, for a short TTL, or not active).
+// Errors: ErrNotFound (unknown or not active), or the Source's dependency error; a Redis
+// failure is not an error.
 func (c *Cache) GetActive(ctx context.Context, id uuid.UUID) (Product, error) {
+	e, err := c.product(ctx, id)
+	if err != nil {
+		return Product{}, err
+	}
+	return activeOnly(e, id)
+}
+
+// Encoded is a product's public representation as GET /v1/products/{id} serves it: the
+// JSON body (shared: do not modify) and its strong ETag.
+type Encoded struct {
+	Body []byte
+	ETag string
+}
+
+// GetActiveEncoded returns the encoded public representation of an active product: from
+// the near-cache, bytes as they are, when it holds the product (no Redis call), else
+// through GetActive's path, and the near-cache is filled. Errors as GetActive.
+func (c *Cache) GetActiveEncoded(ctx context.Context, id uuid.UUID) (Encoded, error) {
+	if ne, ok := c.near.get(id, time.Now()); ok {
+		c.nearStats.Hit()
+		if ne.body == nil {
+			return Encoded{}, fmt.Errorf("product %s: %w", id, ErrNotFound)
+		}
+		return Encoded{Body: ne.body, ETag: ne.etag}, nil
+	}
+	e, err := c.l2Product(ctx, id)
+	if err != nil {
+		return Encoded{}, err
+	}
+	if e.missing {
+		c.near.putMissing(id, e.at)
+		return Encoded{}, fmt.Errorf("product %s: %w", id, ErrNotFound)
+	}
+	ne, err := newNearEntry(e.p, e.at, c.near.ttlOr0())
+	if err != nil {
+		return Encoded{}, err
+	}
+	c.near.storeEntry(e.p, ne, e.at)
+	if ne.body == nil {
+		return Encoded{}, fmt.Errorf("product %s: %w", id, ErrNotFound)
+	}
+	return Encoded{Body: ne.body, ETag: ne.etag}, nil
+}
+
+// product returns id's entry from the near-cache, else from the L2 path (and fills the
+// near-cache).
+func (c *Cache) product(ctx context.Context, id uuid.UUID) (entry, error) {
+	now := time.Now()
+	if ne, ok := c.near.get(id, now); ok {
+		c.nearStats.Hit()
+		if ne.missing {
+			return entry{missing: true, at: now}, nil
+		}
+		return entry{p: ne.product, at: now}, nil
+	}
+	e, err := c.l2Product(ctx, id)
+	if err != nil {
+		return entry{}, err
+	}
+	if e.missing {
+		c.near.putMissing(id, e.at)
+	} else {
+		c.near.put(e.p, e.at)
+	}
+	return e, nil
+}
+
+// l2Product reads id's entry from Redis, or loads it from the Source once per process
+// however many callers miss at the same time, and caches it in Redis.
+func (c *Cache) l2Product(ctx context.Context, id uuid.UUID) (entry, error) {
+	if c.near.enabled() {
+		c.nearStats.Miss()
+	}
 	key := c.productKey(id)
 	e, found, rerr := c.lookup(ctx, key)
 	if rerr == nil && found {
 		c.productStats.Hit()
-		return activeOnly(e, id)
+		return e, nil
 	}
 	c.productStats.Miss()
 	redisOK := rerr == nil
@@ -186,25 +278,26 @@ func (c *Cache) GetActive(ctx context.Context, id uuid.UUID) (Product, error) {
 				return e, nil
 			}
 		}
+		at := time.Now()
 		p, err := c.src.Get(ctx, id)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if redisOK {
 				_ = c.guard.Run(ctx, func(ctx context.Context) error { return c.fillMissing(ctx, key) })
 			}
-			return entry{missing: true}, nil
+			return entry{missing: true, at: at}, nil
 		case err != nil:
 			return nil, err
 		}
 		if redisOK {
 			_ = c.guard.Run(ctx, func(ctx context.Context) error { return c.fillProducts(ctx, []Product{p}) })
 		}
-		return entry{p: p}, nil
+		return entry{p: p, at: at}, nil
 	})
 	if err != nil {
-		return Product{}, err
+		return entry{}, err
 	}
-	return activeOnly(v.(entry), id)
+	return v.(entry), nil
 }
 
 func activeOnly(e entry, id uuid.UUID) (Product, error) {

@@ -63,25 +63,55 @@ func noScript(cmds []redis.Cmder) bool {
 
 // Invalidate makes a committed write of p visible to every replica: it writes p with a
 // versioned fill (so a slower reader's older fill cannot replace it), deleting the key
-// if that fails, and bumps the catalog generation so every cached listing is left
-// behind. It returns what failed; the write is committed either way.
+// if that fails, bumps the catalog generation so every cached listing is left behind,
+// and publishes the new version to the near-caches of every replica (this one's is
+// updated directly). It returns what failed; the write is committed either way, and its
+// catalog_invalidations row stays for the relay until a call succeeds.
 func (c *Cache) Invalidate(ctx context.Context, p Product) error {
+	return c.InvalidateAll(ctx, []Product{p})
+}
+
+// InvalidateAll is Invalidate for several products, in a few pipelined round trips.
+func (c *Cache) InvalidateAll(ctx context.Context, ps []Product) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	for _, p := range ps {
+		c.near.invalidate(p.ID, p.Version)
+	}
 	var errs []error
-	if err := c.fillProducts(ctx, []Product{p}); err != nil {
+	if err := c.fillProducts(ctx, ps); err != nil {
 		errs = append(errs, err)
-		if derr := c.rdb.Del(ctx, c.productKey(p.ID)).Err(); derr != nil {
-			errs = append(errs, fmt.Errorf("delete product %s: %w", p.ID, derr))
+		keys := make([]string, len(ps))
+		for i, p := range ps {
+			keys[i] = c.productKey(p.ID)
+		}
+		if derr := c.del(ctx, keys); derr != nil {
+			errs = append(errs, fmt.Errorf("delete %d products: %w", len(ps), derr))
 		}
 	}
 	if err := c.bumpGeneration(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.publish(ctx, ps); err != nil {
+		errs = append(errs, err)
+	}
 	err := errors.Join(errs...)
 	if err != nil {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "catalog cache invalidation failed",
-			slog.String("product_id", p.ID.String()), slog.Int64("version", p.Version),
-			slog.String("error", err.Error()))
+			slog.String("product_id", ps[0].ID.String()), slog.Int64("version", ps[0].Version),
+			slog.Int("products", len(ps)), slog.String("error", err.Error()))
 	}
+	return err
+}
+
+// del deletes keys one by one in a pipeline (they live in different Cluster slots).
+func (c *Cache) del(ctx context.Context, keys []string) error {
+	pipe := c.rdb.Pipeline()
+	for _, k := range keys {
+		pipe.Del(ctx, k)
+	}
+	_, err := pipe.Exec(ctx)
 	return err
 }
 

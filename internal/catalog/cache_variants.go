@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,9 @@ func (c *Cache) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]Va
 	if len(uniq) == 0 {
 		return out, nil
 	}
+	if uniq = c.variantsFromNear(uniq, want, out); len(uniq) == 0 {
+		return out, nil
+	}
 	redisOK := c.guard.Run(ctx, func(ctx context.Context) error {
 		return c.variantsFromRedis(ctx, uniq, want, out)
 	}) == nil
@@ -45,11 +49,13 @@ func (c *Cache) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]Va
 	if len(missing) == 0 {
 		return out, nil
 	}
+	at := time.Now()
 	ps, err := c.src.ProductsOfVariants(ctx, missing)
 	if err != nil {
 		return nil, fmt.Errorf("variants: %w", err)
 	}
 	for _, p := range ps {
+		c.near.put(p, at)
 		for _, vi := range p.variantInfos() {
 			if want[vi.ID] {
 				out[vi.ID] = vi
@@ -87,6 +93,7 @@ func (c *Cache) variantsFromRedis(ctx context.Context, ids []uuid.UUID, want map
 	if len(pids) == 0 {
 		return nil
 	}
+	at := time.Now()
 	pipe = c.rdb.Pipeline()
 	pgets := make([]*redis.StringCmd, len(pids))
 	for i, pid := range pids {
@@ -104,6 +111,7 @@ func (c *Cache) variantsFromRedis(ctx context.Context, ids []uuid.UUID, want map
 		if !ok || e.missing {
 			continue
 		}
+		c.near.put(e.p, at)
 		for _, vi := range e.p.variantInfos() {
 			if want[vi.ID] {
 				out[vi.ID] = vi
@@ -111,4 +119,41 @@ func (c *Cache) variantsFromRedis(ctx context.Context, ids []uuid.UUID, want map
 		}
 	}
 	return nil
+}
+
+// variantsFromNear resolves what it can from the near-cache into out and returns the ids
+// it could not (a variant whose product is not held, or held but expired).
+func (c *Cache) variantsFromNear(ids []uuid.UUID, want map[uuid.UUID]bool, out map[uuid.UUID]VariantInfo) []uuid.UUID {
+	if !c.near.enabled() {
+		return ids
+	}
+	now := time.Now()
+	rest := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := out[id]; ok {
+			continue
+		}
+		pid, ok := c.near.productOf(id)
+		var ne *nearEntry
+		if ok {
+			ne, ok = c.near.get(pid, now)
+		}
+		if !ok {
+			c.nearStats.Miss()
+			rest = append(rest, id)
+			continue
+		}
+		c.nearStats.Hit()
+		found := false
+		for _, vi := range ne.infos {
+			if want[vi.ID] {
+				out[vi.ID] = vi
+			}
+			found = found || vi.ID == id
+		}
+		if !found {
+			rest = append(rest, id)
+		}
+	}
+	return rest
 }

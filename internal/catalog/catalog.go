@@ -4,8 +4,14 @@
 //
 // Consistency: a committed write overwrites the product's cache entry with a versioned
 // fill and bumps the catalog generation, so every replica (they all share Redis) serves
-// it on its next read. There is deliberately no in-process near-cache: it would need
-// pub/sub invalidation to keep the 1 s visibility promise, and the Redis read is cheap.
+// it on its next read. The write records the invalidation in its own transaction
+// (catalog_invalidations) and a relay republishes it until Redis confirms, so a Redis
+// failure during the write delays the new version, never loses it (invalidation.go).
+//
+// In front of Redis, each replica may keep an in-process near-cache of encoded product
+// bodies (near.go): bounded, versioned, invalidated across replicas over Redis pub/sub,
+// and held to a short TTL counted from the read, because pub/sub is at-most-once. A warm
+// product read then makes no Redis call, and is never older than that TTL after a write.
 package catalog
 
 import (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -182,20 +183,48 @@ func (h *Handler) list(c echo.Context) error {
 	for i, p := range pg.Items {
 		out.Items[i] = toJSON(p)
 	}
+	c.Response().Header().Set("Cache-Control", PublicCacheControl)
 	return c.JSON(http.StatusOK, out)
 }
 
-// get: GET /v1/products/{id}, active products only.
+// PublicCacheControl is the Cache-Control of public catalog reads: a shared cache (a
+// CDN) may keep them for one second, the catalog's visibility promise for a write.
+const PublicCacheControl = "public, max-age=1"
+
+// get: GET /v1/products/{id}, active products only. The body is served as the cache
+// holds it, with a strong ETag (the product's version): If-None-Match with that tag is a
+// 304 without a body.
 func (h *Handler) get(c echo.Context) error {
 	id, err := httpx.ParamUUID(c, "id")
 	if err != nil {
 		return err
 	}
-	p, err := h.svc.Get(c.Request().Context(), id)
+	enc, err := h.svc.GetEncoded(c.Request().Context(), id)
 	if err != nil {
 		return httpError(err, "product")
 	}
-	return c.JSON(http.StatusOK, toJSON(p))
+	hdr := c.Response().Header()
+	hdr.Set("ETag", enc.ETag)
+	hdr.Set("Cache-Control", PublicCacheControl)
+	if etagMatches(c.Request().Header.Get("If-None-Match"), enc.ETag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, enc.Body)
+}
+
+// etagMatches reports whether an If-None-Match header names etag (weak comparison, as
+// RFC 9110 asks for If-None-Match; "*" matches any current representation).
+func etagMatches(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // --- admin ----------------------------------------------------------------------------

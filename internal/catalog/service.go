@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -38,11 +40,19 @@ type Service struct {
 	store    *Store
 	cache    *Cache
 	currency string
+	log      *slog.Logger
+
+	kick      chan struct{}
+	relayMu   sync.Mutex
+	relayStop context.CancelFunc
+	relayDone chan struct{}
 }
 
-// NewService returns the catalog service. Prices must be in the store's currency.
+// NewService returns the catalog service. Prices must be in the store's currency. Start
+// runs the invalidation relay (and the near-cache subscription); Stop ends them.
 func NewService(store *Store, cache *Cache) *Service {
-	return &Service{store: store, cache: cache, currency: store.Currency()}
+	return &Service{store: store, cache: cache, currency: store.Currency(), log: cache.log,
+		kick: make(chan struct{}, 1)}
 }
 
 // Currency is the shop currency.
@@ -70,6 +80,12 @@ func (s *Service) Create(ctx context.Context, np NewProduct) (Product, error) {
 // active), or a dependency error (PostgreSQL down and the product not cached).
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (Product, error) {
 	return s.cache.GetActive(ctx, id)
+}
+
+// GetEncoded returns an active product's public representation (JSON body and ETag),
+// from the near-cache without a Redis call when it holds the product. Errors as Get.
+func (s *Service) GetEncoded(ctx context.Context, id uuid.UUID) (Encoded, error) {
+	return s.cache.GetActiveEncoded(ctx, id)
 }
 
 // AdminGet returns the product in any status, from PostgreSQL. Errors: ErrNotFound, or a
@@ -186,11 +202,19 @@ func (s *Service) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]
 // and POST /admin/cache/warm).
 func (s *Service) Warm(ctx context.Context) (int, error) { return s.cache.Warm(ctx) }
 
-// written publishes a committed write to the cache. A failure is logged by the cache and
-// not returned: the write is committed, and reads fall back to PostgreSQL while Redis is
-// down.
+// written publishes a committed write to the cache, then deletes the write's
+// catalog_invalidations row. A failure is logged and not returned (the write is
+// committed, and reads fall back to PostgreSQL while Redis is down): the row stays, and
+// the relay republishes it until Redis confirms (RelayInvalidations).
 func (s *Service) written(ctx context.Context, p Product) {
-	_ = s.cache.Invalidate(context.WithoutCancel(ctx), p)
+	ctx = context.WithoutCancel(ctx)
+	if err := s.cache.Invalidate(ctx, p); err != nil {
+		s.Republish()
+		return
+	}
+	if err := s.store.ClearInvalidations(ctx, []Product{p}); err != nil {
+		s.Republish()
+	}
 }
 
 // --- validation -----------------------------------------------------------------------

@@ -64,6 +64,10 @@ type BreakerConfig struct {
 	// CallTimeout, when positive, bounds each call: fn gets a context with this deadline.
 	// The Redis client must honour context deadlines (go-redis ContextTimeoutEnabled).
 	CallTimeout time.Duration
+	// OnClosed, when set, is called (in its own goroutine) each time the breaker closes
+	// again after being open: the dependency answers again, so work deferred while it
+	// was down (republishing cache invalidations) can run now.
+	OnClosed func()
 }
 
 func (c BreakerConfig) withDefaults() BreakerConfig {
@@ -110,9 +114,12 @@ func NewBreaker(cfg BreakerConfig, m *Metrics) *Breaker {
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errCallerGone) },
 	}
-	if m != nil {
-		st.OnStateChange = func(name string, from, to gobreaker.State) {
+	st.OnStateChange = func(name string, from, to gobreaker.State) {
+		if m != nil {
 			m.changed(name, fromGobreaker(from), fromGobreaker(to))
+		}
+		if to == gobreaker.StateClosed && cfg.OnClosed != nil {
+			go cfg.OnClosed()
 		}
 	}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)

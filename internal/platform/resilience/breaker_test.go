@@ -223,3 +223,29 @@ type redisErr string
 
 func (e redisErr) Error() string { return string(e) }
 func (redisErr) RedisError()     {}
+
+// OnClosed runs each time the breaker closes again after being open, and not before.
+func TestBreakerOnClosed(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	b := NewBreaker(BreakerConfig{Name: "onclosed", ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond,
+		OnClosed: func() { closed <- struct{}{} }}, nil)
+	ctx := context.Background()
+	_ = b.Run(ctx, func(context.Context) error { return httpx.ErrUnavailable })
+	if b.State() != StateOpen {
+		t.Fatalf("state %s after a failure", b.State())
+	}
+	select {
+	case <-closed:
+		t.Fatal("OnClosed ran when the breaker opened")
+	case <-time.After(20 * time.Millisecond):
+	}
+	time.Sleep(60 * time.Millisecond)
+	if err := b.Run(ctx, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatalf("OnClosed not called; state %s", b.State())
+	}
+}
