@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,12 +22,16 @@ var errInTx = errors.New("order insert failed")
 type propStats struct {
 	reserved, short, committed, commitFailed, crashed, oversoldWindow, released atomic.Int64
 	adjusted, belowHeld, sweeps, reconciles, flushes, scriptFlushes             atomic.Int64
+	counterDels, evictions                                                      atomic.Int64
 }
 
 // Many workers doing reserve/release/commit/adjust/sweep/reconcile on a
-// few variants while Redis is FLUSHALLed and SCRIPT FLUSHed at random points (a private
-// redis-server), plus commits that "crash" after step 1 and commits slow enough for
-// recovery to fence them. At the end: before any reconcile, no counter is above the
+// few variants while Redis loses data at random points (a private redis-server): all of
+// it (FLUSHALL), its script cache (SCRIPT FLUSH), or part of it: one variant's counter
+// DELeted while its holds remain, and keys evicted under maxmemory with allkeys-lru. A
+// partial loss is what tells a load that subtracts the holds still in Redis from one that
+// does not (a total flush leaves no holds behind). Plus commits that "crash" after step 1
+// and commits slow enough for recovery to fence them. At the end: before any reconcile, no counter is above the
 // truth; after one reconcile, available + held == on_hand for every variant; no hold was
 // sold twice; and on_hand == initial + adjustments − sold, with sold counted by a row the
 // sale's own transaction inserted. Seeded (INVENTORY_PROP_SEED), bounded
@@ -113,6 +118,91 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 				t.Errorf("%s: variant %s: available %d + held %d != on_hand %d (holds %+v)",
 					when, id, l.Available, l.Held, l.OnHand, l.Holds)
 			}
+		}
+	}
+	availKey := func(id uuid.UUID) string { return e.space.Key("inv:{", id.String(), "}:avail") }
+	heldKey := func(id uuid.UUID) string { return e.space.Key("inv:{", id.String(), "}:held") }
+	// withHolds returns a variant that has holds in Redis now, if one has.
+	withHolds := func(r *rand.Rand) (uuid.UUID, bool) {
+		start := r.IntN(nv)
+		for k := 0; k < nv; k++ {
+			id := ids[(start+k)%nv]
+			if n, err := e.rdb.HLen(ctx, heldKey(id)).Result(); err == nil && n > 0 {
+				return id, true
+			}
+		}
+		return ids[start], false
+	}
+	// lostCounter (quiescent): DEL the counter of a variant that holds stock, then read
+	// its levels, which loads the counter again: exact, the holds still in Redis counted.
+	lostCounter := func(r *rand.Rand) {
+		id, _ := withHolds(r)
+		if err := e.rdb.Del(ctx, availKey(id)).Err(); err != nil {
+			t.Errorf("del counter: %v", err)
+			return
+		}
+		st.counterDels.Add(1)
+		checkpoint("counter DELeted with its holds in Redis")
+	}
+	// evict (quiescent): cap Redis's memory with allkeys-lru and write filler until
+	// inventory keys are evicted. What is left may be any mix of counters, holds and
+	// versions. Reading the levels loads missing counters; no counter may then be above
+	// the truth (holds lost under a counter that survived leave it below). A FLUSHALL
+	// then returns Redis to a state the protocol makes exact.
+	evicted := func() int64 {
+		v, err := e.rdb.InfoMap(ctx, "stats").Result()
+		if err != nil {
+			t.Errorf("info: %v", err)
+			return 0
+		}
+		n, _ := strconv.ParseInt(v["Stats"]["evicted_keys"], 10, 64)
+		return n
+	}
+	evict := func(r *rand.Rand) {
+		mem, err := e.rdb.InfoMap(ctx, "memory").Result()
+		if err != nil {
+			t.Errorf("info memory: %v", err)
+			return
+		}
+		usedMem, _ := strconv.ParseInt(mem["Memory"]["used_memory"], 10, 64)
+		before := evicted()
+		if err := e.rdb.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+			t.Errorf("config: %v", err)
+			return
+		}
+		if err := e.rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(usedMem+256<<10, 10)).Err(); err != nil {
+			t.Errorf("config: %v", err)
+			return
+		}
+		filler := make([]byte, 1024)
+		for i := 0; i < 4000 && evicted()-before < int64(8+r.IntN(16)); i++ {
+			if err := e.rdb.Set(ctx, fmt.Sprintf("filler:%d", i), filler, 0).Err(); err != nil {
+				if !strings.HasPrefix(err.Error(), "OOM") { // OOM: nothing left to evict
+					t.Errorf("filler: %v", err)
+				}
+				break
+			}
+		}
+		st.evictions.Add(evicted() - before)
+		if err := e.rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+			t.Errorf("config: %v", err)
+		}
+		if err := e.rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+			t.Errorf("config: %v", err)
+		}
+		for _, id := range ids {
+			l, err := s.Levels(ctx, id)
+			if err != nil {
+				t.Errorf("after eviction: levels: %v", err)
+				return
+			}
+			if l.Drift > 0 {
+				t.Errorf("after eviction: variant %s: available %d + held %d > on_hand %d: a counter above the truth",
+					id, l.Available, l.Held, l.OnHand)
+			}
+		}
+		if err := e.rdb.FlushAll(ctx).Err(); err != nil {
+			t.Errorf("flushall: %v", err)
 		}
 	}
 
@@ -276,12 +366,19 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 		for time.Now().Before(deadline) {
 			time.Sleep(time.Duration(50+r.IntN(250)) * time.Millisecond)
 			gate.RLock()
-			if r.IntN(5) < 3 {
+			switch p := r.IntN(10); {
+			case p < 4:
 				if err := e.rdb.FlushAll(ctx).Err(); err != nil {
 					t.Errorf("flushall: %v", err)
 				}
 				st.flushes.Add(1)
-			} else {
+			case p < 7: // one counter lost while its holds (and commits) carry on
+				id, _ := withHolds(r)
+				if err := e.rdb.Del(ctx, availKey(id)).Err(); err != nil {
+					t.Errorf("del counter: %v", err)
+				}
+				st.counterDels.Add(1)
+			default:
 				if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
 					t.Errorf("script flush: %v", err)
 				}
@@ -291,7 +388,7 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 		}
 	}()
 	wg.Add(1)
-	go func() { // checkpoints
+	go func() { // checkpoints, and the partial losses that need a quiescent system to judge
 		defer wg.Done()
 		r := rand.New(rand.NewPCG(seed, 998))
 		for time.Now().Before(deadline) {
@@ -299,6 +396,12 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 			gate.Lock()
 			checkpoint("checkpoint")
 			checkpoints++
+			switch r.IntN(3) {
+			case 0:
+				lostCounter(r)
+			case 1:
+				evict(r)
+			}
 			gate.Unlock()
 		}
 	}()
@@ -307,11 +410,14 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 		t.FailNow()
 	}
 	t.Logf("reserved %d (short %d), committed %d (failed %d, crashed %d, refused by PostgreSQL %d), released %d units, "+
-		"adjusted %d (refused %d), sweeps %d, reconciles %d, FLUSHALL %d, SCRIPT FLUSH %d, checkpoints %d",
+		"adjusted %d (refused %d), sweeps %d, reconciles %d, FLUSHALL %d, SCRIPT FLUSH %d, counters DELeted %d, "+
+		"keys evicted %d, checkpoints %d",
 		st.reserved.Load(), st.short.Load(), st.committed.Load(), st.commitFailed.Load(), st.crashed.Load(),
 		st.oversoldWindow.Load(), st.released.Load(), st.adjusted.Load(), st.belowHeld.Load(), st.sweeps.Load(),
-		st.reconciles.Load(), st.flushes.Load(), st.scriptFlushes.Load(), checkpoints)
-	if st.committed.Load() == 0 || st.flushes.Load() == 0 || st.adjusted.Load() == 0 {
+		st.reconciles.Load(), st.flushes.Load(), st.scriptFlushes.Load(), st.counterDels.Load(), st.evictions.Load(),
+		checkpoints)
+	if st.committed.Load() == 0 || st.flushes.Load() == 0 || st.adjusted.Load() == 0 || st.counterDels.Load() == 0 ||
+		st.evictions.Load() == 0 {
 		t.Fatal("the run exercised too little to mean anything")
 	}
 
