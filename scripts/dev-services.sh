@@ -27,6 +27,11 @@
 #                 only the host, port and password are used
 #   REDIS_HOST, REDIS_PORT   override the host/port taken from REDIS_URL
 #   SERVICES_WAIT      seconds to wait for a service to become ready (default 30)
+#   STRIPE_MOCK_ADDR   host:port of stripe-mock, Stripe's API mock that the Stripe
+#                      provider's tests run against (default 127.0.0.1:12111). When nothing
+#                      answers there, bin/stripe-mock is built (go install, pinned version
+#                      STRIPE_MOCK_VERSION, default v0.203.0) if missing and started in the
+#                      background (log in $TMPDIR/stripe-mock-<port>.log).
 set -euo pipefail
 
 log() { printf 'dev-services: %s\n' "$*" >&2; }
@@ -296,9 +301,43 @@ ensure_tools() {
 	need redis-cli redis-tools
 }
 
+# ---------------------------------------------------------------- stripe-mock
+
+STRIPE_MOCK_ADDR="${STRIPE_MOCK_ADDR:-127.0.0.1:12111}"
+STRIPE_MOCK_VERSION="${STRIPE_MOCK_VERSION:-v0.203.0}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+stripe_mock_ready() {
+	# stripe-mock answers any authenticated API path; a 2xx on the balance says it is up.
+	curl -fsS -o /dev/null --max-time 2 -u sk_test_123: "http://$STRIPE_MOCK_ADDR/v1/balance" 2>/dev/null
+}
+
+ensure_stripe_mock() {
+	if stripe_mock_ready; then
+		log "stripe-mock is up on $STRIPE_MOCK_ADDR"
+		return 0
+	fi
+	local host="${STRIPE_MOCK_ADDR%:*}"
+	is_local "$host" || die "stripe-mock at $STRIPE_MOCK_ADDR is not reachable (not a local address, so not starting it)"
+	need curl curl
+	local bin="$ROOT/bin/stripe-mock"
+	if [ ! -x "$bin" ]; then
+		command -v go >/dev/null 2>&1 || die "go is required to build stripe-mock"
+		log "building stripe-mock $STRIPE_MOCK_VERSION into $bin"
+		GOBIN="$ROOT/bin" GOFLAGS=-mod=mod go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >&2 ||
+			die "go install github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION failed"
+	fi
+	local logfile="${TMPDIR:-/tmp}/stripe-mock-${STRIPE_MOCK_ADDR##*:}.log"
+	log "starting stripe-mock on $STRIPE_MOCK_ADDR (log $logfile)"
+	nohup "$bin" -http-addr "$STRIPE_MOCK_ADDR" >"$logfile" 2>&1 </dev/null &
+	wait_for stripe_mock_ready || die "stripe-mock on $STRIPE_MOCK_ADDR not ready after ${WAIT}s (see $logfile)"
+	log "stripe-mock started on $STRIPE_MOCK_ADDR"
+}
+
 # ---------------------------------------------------------------- main
 
 ensure_tools
 ensure_postgres
 ensure_redis
-log "ready: postgres://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB, redis $REDIS_HOST:$REDIS_PORT"
+ensure_stripe_mock
+log "ready: postgres://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB, redis $REDIS_HOST:$REDIS_PORT, stripe-mock $STRIPE_MOCK_ADDR"
