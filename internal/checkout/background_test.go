@@ -150,7 +150,8 @@ func TestCompleteRetakesLapsedHolds(t *testing.T) {
 // again.
 func TestWebhook(t *testing.T) {
 	t.Parallel()
-	ev := newEnv(t)
+	pay := checkout.NewTestProvider()
+	ev := newEnv(t, func(c *envConfig) { c.pay = pay })
 	v := ev.variant(3, 800)
 	me := customerOwner("hooked")
 	ev.add(me, v, 1)
@@ -184,7 +185,7 @@ func TestWebhook(t *testing.T) {
 			t.Errorf("%s signature: %d %s", name, r.status, r.body)
 		}
 	}
-	if st := state(); st.PaymentIntent.Status != "requires_confirmation" {
+	if st := state(); st.PaymentIntent.Status != "requires_payment_method" {
 		t.Fatalf("an unsigned event had an effect: %+v", st)
 	}
 
@@ -194,6 +195,20 @@ func TestWebhook(t *testing.T) {
 	if st := state(); st.State != "awaiting_payment" || st.PaymentIntent.Status != "failed" {
 		t.Fatalf("after payment_failed: %+v", st)
 	}
+	// A forged "succeeded" (signed, but the provider says the intent is not paid) places
+	// nothing: the service retrieves the intent before acting.
+	forged := event("evt_forged", "payment_intent.succeeded")
+	if r := send(forged, checkout.Sign(webhookSecret, []byte(forged))); r.status != http.StatusOK {
+		t.Fatalf("forged succeeded event: %d %s", r.status, r.body)
+	}
+	if st := state(); st.State != "awaiting_payment" || st.OrderID != nil {
+		t.Fatalf("an event the provider does not back placed an order: %+v", st)
+	}
+	// The storefront confirms the intent itself (client-side); the succeeded event then
+	// places the order.
+	if _, err := pay.ConfirmClientSide(intent, checkout.TokenOK); err != nil {
+		t.Fatal(err)
+	}
 	ok := event("evt_2", "payment_intent.succeeded")
 	if r := send(ok, checkout.Sign(webhookSecret, []byte(ok))); r.status != http.StatusOK {
 		t.Fatalf("succeeded event: %d %s", r.status, r.body)
@@ -202,14 +217,20 @@ func TestWebhook(t *testing.T) {
 	if r := send(failed, checkout.Sign(webhookSecret, []byte(failed))); r.status != http.StatusOK || r.json(t)["duplicate"] != true {
 		t.Fatalf("replay: %d %s", r.status, r.body)
 	}
-	if st := state(); st.State != "awaiting_payment" || st.PaymentIntent.Status != "succeeded" {
+	st := state()
+	if st.State != "completed" || st.PaymentIntent.Status != "succeeded" || st.OrderID == nil {
 		t.Fatalf("after succeeded + replayed failure: %+v", st)
 	}
-	// Paid already: completing does not ask the provider again (a declining token completes).
-	if r := ev.do(http.MethodPost, completePath(co.ID), `{"payment_token":"tok_declined"}`, ev.who(me)); r.status != http.StatusOK {
+	ev.wantLevels(v, 2, 2, 0)
+	// complete afterwards answers the same order and does not charge again (even with a
+	// declining token).
+	r := ev.do(http.MethodPost, completePath(co.ID), `{"payment_token":"tok_declined"}`, ev.who(me))
+	if r.status != http.StatusOK || decode[completionResp](t, r).Order.ID != *st.OrderID {
 		t.Fatalf("complete after the succeeded event: %d %s", r.status, r.body)
 	}
-	ev.wantLevels(v, 2, 2, 0)
+	if n := pay.Captures(); n != 1 {
+		t.Fatalf("%d captures, want 1", n)
+	}
 
 	for _, body := range []string{`{"id":"x"`, `{"id":"e","type":"charge.refunded","payment_intent_id":"pi"}`,
 		`{"id":"","type":"payment_intent.succeeded","payment_intent_id":"pi"}`, `{"id":"e","type":"payment_intent.succeeded","payment_intent_id":"pi","x":1}`} {
@@ -221,7 +242,7 @@ func TestWebhook(t *testing.T) {
 	if r := send(unknown, checkout.Sign(webhookSecret, []byte(unknown))); r.status != http.StatusOK {
 		t.Fatalf("unknown intent: %d %s", r.status, r.body)
 	}
-	if n := ev.count(`SELECT count(*) FROM payment_events`); n != 3 {
+	if n := ev.count(`SELECT count(*) FROM payment_events`); n != 4 {
 		t.Fatalf("%d payment events recorded", n)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"commerce/internal/payment"
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/idempotency"
 	"commerce/internal/platform/money"
@@ -52,7 +53,7 @@ var (
 	// lapsed (were reclaimed) before they could be committed.
 	ErrHoldMissing = errors.New("checkout: stock holds missing")
 	// ErrDeclined is what a PaymentProvider returns from Confirm for a declined payment.
-	ErrDeclined = errors.New("checkout: payment provider declined")
+	ErrDeclined = payment.ErrDeclined
 	// ErrCartLocked is what Carts returns (as *CartLockedError) when another checkout froze the cart.
 	ErrCartLocked = errors.New("checkout: cart locked by another checkout")
 )
@@ -140,9 +141,10 @@ type PaymentStatus string
 
 // Payment intent statuses.
 const (
-	PaymentRequiresConfirmation PaymentStatus = "requires_confirmation"
-	PaymentSucceeded            PaymentStatus = "succeeded"
-	PaymentFailed               PaymentStatus = "failed"
+	PaymentRequiresPaymentMethod PaymentStatus = "requires_payment_method"
+	PaymentRequiresConfirmation  PaymentStatus = "requires_confirmation"
+	PaymentSucceeded             PaymentStatus = "succeeded"
+	PaymentFailed                PaymentStatus = "failed"
 )
 
 // Owner is whose checkout or order it is: an anonymous session or a customer.
@@ -219,7 +221,10 @@ type Checkout struct {
 	DiscountVersion int64
 	PaymentIntentID string
 	PaymentStatus   PaymentStatus
-	OrderID         uuid.UUID // uuid.Nil until completed
+	// ClientSecret is the intent's client secret, for the storefront's client-side
+	// confirmation (shown to the checkout's owner only).
+	ClientSecret string
+	OrderID      uuid.UUID // uuid.Nil until completed
 	Version         int64
 	ExpiresAt       time.Time
 	HoldsExpireAt   time.Time // zero when no holds were taken
@@ -230,13 +235,33 @@ type Checkout struct {
 	dbNow time.Time // PostgreSQL's clock when the row was read
 }
 
+// Order statuses.
+const (
+	OrderPlaced            = "placed"
+	OrderPartiallyRefunded = "partially_refunded"
+	OrderRefunded          = "refunded"
+	OrderCancelled         = "cancelled"
+)
+
+// Refund is a refund of (part of) an order. Status: pending (decided, the provider has
+// not confirmed it yet), succeeded, failed.
+type Refund struct {
+	ID        uuid.UUID
+	Amount    money.Money
+	Status    string
+	Reason    string
+	CreatedAt time.Time
+}
+
 // Order is a placed order.
 type Order struct {
 	ID              uuid.UUID
 	Number          int64
 	CheckoutID      uuid.UUID
 	Owner           Owner
-	Status          string
+	Status          string // placed, partially_refunded, refunded, cancelled
+	RefundedTotal   money.Money
+	Refunds         []Refund
 	Email           string
 	Lines           []Line
 	Applied         []AppliedDiscount

@@ -37,6 +37,11 @@ type Inventory interface {
 	// Available says how many units of each variant could be reserved right now (unknown
 	// variants absent). It is an instantaneous figure: only Reserve decides.
 	Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error)
+	// RestockInTx adds quantity units of the variant to on_hand inside tx (ledger row,
+	// version bump) and returns the version written; RaiseCounter, called once after tx
+	// committed, brings the Redis counter up by the same units.
+	RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error)
+	RaiseCounter(ctx context.Context, variantID uuid.UUID, quantity, version int64) error
 }
 
 // CartSnapshot is a frozen cart: lines (variant and quantity, no prices) and the coupon.

@@ -333,3 +333,25 @@ func crashed(fn func()) (didCrash bool) {
 	fn()
 	return false
 }
+
+type completionResp struct {
+	Checkout checkoutResp `json:"checkout"`
+	Order    orderResp    `json:"order"`
+}
+
+type orderResp struct {
+	ID            uuid.UUID `json:"id"`
+	Status        string    `json:"status"`
+	RefundedTotal struct {
+		Amount   int64  `json:"amount"`
+		Currency string `json:"currency"`
+	} `json:"refunded_total"`
+	Refunds []struct {
+		ID     uuid.UUID `json:"id"`
+		Status string    `json:"status"`
+		Amount struct {
+			Amount int64 `json:"amount"`
+		} `json:"amount"`
+		Reason string `json:"reason"`
+	} `json:"refunds"`
+}

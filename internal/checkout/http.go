@@ -18,6 +18,7 @@ import (
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/idempotency"
+	"commerce/internal/platform/money"
 )
 
 // Header names of the checkout routes.
@@ -33,28 +34,59 @@ const (
 	scopeComplete = "chk-complete"
 )
 
-// Handler serves the checkout, payment webhook and order routes.
+// Handler serves the checkout, payment webhook, order and order admin routes.
 type Handler struct {
 	svc    *Service
 	secret []byte
+	stripe StripeVerifier
 }
 
-// NewHandler returns the handlers of svc; webhookSecret signs provider callbacks (an
-// empty secret rejects every callback).
+// StripeVerifier verifies a Stripe webhook (the raw body and its Stripe-Signature
+// header) and returns its event. It returns ErrBadSignature when the signature does not
+// verify.
+type StripeVerifier func(body []byte, signature string) (PaymentEvent, error)
+
+// ErrBadSignature: a webhook's signature does not verify (401).
+var ErrBadSignature = errors.New("checkout: webhook signature does not verify")
+
+// NewHandler returns the handlers of svc; webhookSecret signs the generic provider
+// callbacks (an empty secret rejects every callback).
 func NewHandler(svc *Service, webhookSecret string) *Handler {
 	return &Handler{svc: svc, secret: []byte(webhookSecret)}
 }
 
-// Register mounts the routes on v1 (/v1 with auth.Identify applied). No admin routes.
-func (h *Handler) Register(v1 *echo.Group, _ *echo.Group) {
+// WithStripe sets how Stripe webhooks are verified (without it, every Stripe webhook is
+// refused with 401).
+func (h *Handler) WithStripe(v StripeVerifier) *Handler {
+	h.stripe = v
+	return h
+}
+
+// Register mounts the routes on v1 (/v1 with auth.Identify applied) and, when adm is not
+// nil, the order admin routes on adm (/admin, admin token required).
+func (h *Handler) Register(v1 *echo.Group, adm *echo.Group) {
 	v1.POST("/checkouts", h.create, auth.RequireShopper)
 	v1.GET("/checkouts/:id", h.get, auth.RequireShopper)
 	v1.POST("/checkouts/:id/complete", h.complete, auth.RequireShopper)
 	v1.POST("/checkouts/:id/cancel", h.cancel, auth.RequireShopper)
 	v1.POST("/payments/webhook", h.webhook)
+	v1.POST("/payments/stripe/webhook", h.stripeWebhook)
 	v1.GET("/orders", h.listOrders, auth.RequireCustomer)
 	v1.GET("/orders/:id", h.getOrder, auth.RequireShopper)
+	if adm != nil {
+		adm.GET("/orders", h.adminListOrders)
+		adm.GET("/orders/:id", h.adminGetOrder)
+		adm.POST("/orders/:id/refund", h.adminRefund)
+		adm.POST("/orders/:id/cancel", h.adminCancel)
+		adm.GET("/payments/flagged", h.adminFlagged)
+	}
 }
+
+// Webhook paths that are authenticated by their signature (not rate limited per caller).
+const (
+	PathWebhook       = "/v1/payments/webhook"
+	PathStripeWebhook = "/v1/payments/stripe/webhook"
+)
 
 func ownerOf(c echo.Context) (Owner, error) {
 	t, id, ok := auth.CallerOf(c).Owner()
@@ -126,8 +158,12 @@ func (h *Handler) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, toCheckoutJSON(co))
 }
 
+// completeRequest: payment_method (pm_...) confirms the intent server-side; payment_token
+// is the test provider's name for the same thing; neither when the storefront confirmed
+// the intent itself (Stripe.js).
 type completeRequest struct {
-	PaymentToken string `json:"payment_token"`
+	PaymentToken  *string `json:"payment_token"`
+	PaymentMethod *string `json:"payment_method"`
 }
 
 func (h *Handler) complete(c echo.Context) error {
@@ -136,19 +172,31 @@ func (h *Handler) complete(c echo.Context) error {
 		return err
 	}
 	var req completeRequest
-	if err := httpx.Bind(c, &req); err != nil {
+	if err := httpx.BindOptional(c, &req); err != nil {
 		return err
 	}
-	if req.PaymentToken == "" || len(req.PaymentToken) > 255 {
-		return httpx.Validation(map[string]string{"payment_token": "is required (at most 255 characters)"})
+	method := ""
+	switch {
+	case req.PaymentToken != nil && req.PaymentMethod != nil:
+		return httpx.Validation(map[string]string{"payment_method": "give payment_method or payment_token, not both"})
+	case req.PaymentMethod != nil:
+		method = *req.PaymentMethod
+		if !validMethod(method) {
+			return httpx.Validation(map[string]string{"payment_method": "must be 1-255 printable ASCII characters"})
+		}
+	case req.PaymentToken != nil:
+		method = *req.PaymentToken
+		if !validMethod(method) {
+			return httpx.Validation(map[string]string{"payment_token": "must be 1-255 printable ASCII characters"})
+		}
 	}
 	owner, err := ownerOf(c)
 	if err != nil {
 		return err
 	}
-	fp := "complete\x00" + id.String() + "\x00" + req.PaymentToken
+	fp := "complete\x00" + id.String() + "\x00" + method
 	return h.idempotent(c, scopeComplete, owner, fp, func(ctx context.Context) (int, any, error) {
-		res, err := h.svc.Complete(ctx, identityOf(c), id, req.PaymentToken)
+		res, err := h.svc.Complete(ctx, identityOf(c), id, method)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -183,14 +231,43 @@ func (h *Handler) idempotent(c echo.Context, scope string, owner Owner, fingerpr
 		Passing: func(e *httpx.Error) bool { return e.Code == httpx.CodeCheckoutInProgress }})
 }
 
+func validMethod(m string) bool { return idempotency.ValidKey(m) }
+
+// codePaymentRequiresAction is the contract's code of a 402 for 3-D Secure.
+const codePaymentRequiresAction = "payment_requires_action"
+
 // httpError maps the package's errors to the contract; others pass through to the funnel.
 func httpError(err error) error {
 	var se *StockError
 	var he *httpx.Error
 	var e *httpx.Error
+	var ae *ActionRequiredError
+	var ve *ValidationError
 	switch {
 	case errors.As(err, &he):
 		return err
+	case errors.As(err, &ve):
+		e = httpx.Validation(ve.Fields)
+	case errors.As(err, &ae):
+		d := map[string]any{"payment_intent_id": ae.IntentID, "client_secret": ae.ClientSecret}
+		if ae.NextAction != "" {
+			d["next_action"] = ae.NextAction
+		}
+		if ae.RedirectURL != "" {
+			d["redirect_url"] = ae.RedirectURL
+		}
+		e = httpx.New(http.StatusPaymentRequired, codePaymentRequiresAction,
+			"the payment needs the shopper to authenticate; finish it in the storefront, then complete again").WithDetails(d)
+	case errors.Is(err, ErrPaymentMethodRequired):
+		e = httpx.Validation(map[string]string{"payment_method": "is required: the payment intent is not confirmed yet"})
+	case errors.Is(err, ErrPaymentMethodInvalid):
+		e = httpx.Validation(map[string]string{"payment_method": "the payment provider does not accept this payment method"})
+	case errors.Is(err, ErrAmountMismatch):
+		e = httpx.Conflict(httpx.CodeConflict, "the payment does not match the checkout total; no order was placed and the payment is refunded")
+	case errors.Is(err, ErrPaymentProcessing):
+		e = httpx.Conflict(httpx.CodeCheckoutInProgress, "the payment provider is still processing the payment; retry shortly")
+	case errors.Is(err, ErrBadSignature):
+		e = httpx.Unauthorized("missing or invalid webhook signature")
 	case errors.As(err, &se):
 		vs := make([]map[string]any, len(se.Shortages))
 		for i, s := range se.Shortages {
@@ -220,6 +297,32 @@ func httpError(err error) error {
 }
 
 // ------------------------------------------------------------------------- webhook
+
+// stripeWebhook receives Stripe's events (verified by Stripe-Signature).
+func (h *Handler) stripeWebhook(c echo.Context) error {
+	body, err := httpx.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	if h.stripe == nil {
+		return httpx.Unauthorized("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)")
+	}
+	ev, err := h.stripe(body, c.Request().Header.Get("Stripe-Signature"))
+	if err != nil {
+		if errors.Is(err, ErrBadSignature) {
+			return httpx.Unauthorized("missing or invalid Stripe-Signature")
+		}
+		return httpx.BadRequest("malformed Stripe event")
+	}
+	if ev.ID == "" || len(ev.ID) > 255 || len(ev.IntentID) > 255 {
+		return httpx.BadRequest("malformed Stripe event")
+	}
+	applied, err := h.svc.HandlePaymentEvent(c.Request().Context(), ev)
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"received": true, "duplicate": !applied})
+}
 
 type webhookRequest struct {
 	ID              string `json:"id"`
@@ -337,9 +440,10 @@ type appliedJSON struct {
 }
 
 type intentJSON struct {
-	ID     string      `json:"id"`
-	Status string      `json:"status"`
-	Amount httpx.Money `json:"amount"`
+	ID           string      `json:"id"`
+	Status       string      `json:"status"`
+	Amount       httpx.Money `json:"amount"`
+	ClientSecret *string     `json:"client_secret"`
 }
 
 type checkoutJSON struct {
@@ -367,7 +471,17 @@ type orderJSON struct {
 	Subtotal         httpx.Money   `json:"subtotal"`
 	DiscountTotal    httpx.Money   `json:"discount_total"`
 	Total            httpx.Money   `json:"total"`
+	RefundedTotal    httpx.Money   `json:"refunded_total"`
+	Refunds          []refundJSON  `json:"refunds"`
 	CreatedAt        time.Time     `json:"created_at"`
+}
+
+type refundJSON struct {
+	ID        uuid.UUID   `json:"id"`
+	Amount    httpx.Money `json:"amount"`
+	Status    string      `json:"status"`
+	Reason    string      `json:"reason"`
+	CreatedAt time.Time   `json:"created_at"`
 }
 
 type completionJSON struct {
@@ -406,9 +520,10 @@ func toCheckoutJSON(c Checkout) checkoutJSON {
 	if c.PaymentIntentID != "" {
 		st := c.PaymentStatus
 		if st == "" {
-			st = PaymentRequiresConfirmation
+			st = PaymentRequiresPaymentMethod
 		}
-		out.PaymentIntent = &intentJSON{ID: c.PaymentIntentID, Status: string(st), Amount: httpx.MoneyOf(c.Total)}
+		out.PaymentIntent = &intentJSON{ID: c.PaymentIntentID, Status: string(st), Amount: httpx.MoneyOf(c.Total),
+			ClientSecret: optString(c.ClientSecret)}
 	}
 	if c.OrderID != uuid.Nil {
 		id := c.OrderID
@@ -418,8 +533,17 @@ func toCheckoutJSON(c Checkout) checkoutJSON {
 }
 
 func toOrderJSON(o Order) orderJSON {
+	refunds := make([]refundJSON, len(o.Refunds))
+	for i, r := range o.Refunds {
+		refunds[i] = refundJSON{ID: r.ID, Amount: httpx.MoneyOf(r.Amount), Status: r.Status, Reason: r.Reason,
+			CreatedAt: r.CreatedAt.UTC()}
+	}
+	refunded := o.RefundedTotal
+	if refunded.Currency == "" {
+		refunded = money.Zero(o.Currency)
+	}
 	return orderJSON{ID: o.ID, Number: o.Number, CheckoutID: o.CheckoutID, Status: o.Status,
 		Email: optString(o.Email), Lines: toLinesJSON(o.Lines), AppliedDiscounts: toAppliedJSON(o.Applied),
 		Subtotal: httpx.MoneyOf(o.Subtotal), DiscountTotal: httpx.MoneyOf(o.DiscountTotal), Total: httpx.MoneyOf(o.Total),
-		CreatedAt: o.CreatedAt.UTC()}
+		RefundedTotal: httpx.MoneyOf(refunded), Refunds: refunds, CreatedAt: o.CreatedAt.UTC()}
 }

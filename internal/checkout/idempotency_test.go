@@ -3,7 +3,7 @@ package checkout_test
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"commerce/internal/checkout"
+	"commerce/internal/payment"
 )
 
 // TestIdempotency: Stripe's rules for POST /v1/checkouts and …/complete: the first
@@ -132,15 +133,22 @@ func TestIdempotency(t *testing.T) {
 
 // flakyProvider is the test provider with a switch that makes the provider unreachable.
 type flakyProvider struct {
-	*checkout.TestProvider
+	*payment.TestProvider
 	down atomic.Bool
 }
 
-func (p *flakyProvider) Confirm(ctx context.Context, intentID, token string) (checkout.Intent, error) {
+func (p *flakyProvider) Retrieve(ctx context.Context, intentID string) (payment.Intent, error) {
 	if p.down.Load() {
-		return checkout.Intent{}, errors.New("provider timeout")
+		return payment.Intent{}, fmt.Errorf("provider timeout: %w", payment.ErrUnavailable)
 	}
-	return p.TestProvider.Confirm(ctx, intentID, token)
+	return p.TestProvider.Retrieve(ctx, intentID)
+}
+
+func (p *flakyProvider) Confirm(ctx context.Context, intentID, token, key string) (payment.Intent, error) {
+	if p.down.Load() {
+		return payment.Intent{}, fmt.Errorf("provider timeout: %w", payment.ErrUnavailable)
+	}
+	return p.TestProvider.Confirm(ctx, intentID, token, key)
 }
 
 // TestIdempotencyServerErrorNotStored: a 5xx is not stored; the client retries with the

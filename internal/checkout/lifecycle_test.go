@@ -25,7 +25,7 @@ func TestCheckoutLifecycle(t *testing.T) {
 	}
 	co := decode[checkoutResp](t, r)
 	if co.State != "awaiting_payment" || co.Total.Amount != 3998 || co.PaymentIntent == nil ||
-		co.PaymentIntent.Status != "requires_confirmation" || co.OrderID != nil {
+		co.PaymentIntent.Status != "requires_payment_method" || co.OrderID != nil {
 		t.Fatalf("new checkout: %s", r.body)
 	}
 	body := r.json(t)
@@ -210,8 +210,9 @@ func TestCreateErrors(t *testing.T) {
 	}
 	for _, tc := range []struct{ path, body string }{
 		{"/v1/checkouts/not-a-uuid/complete", tokOK},
-		{completePath(uuid.New()), `{}`},
 		{completePath(uuid.New()), `{"payment_token":""}`},
+		{completePath(uuid.New()), `{"payment_method":""}`},
+		{completePath(uuid.New()), `{"payment_method":"pm_card_visa","payment_token":"tok_ok"}`},
 	} {
 		if r := ev.do(http.MethodPost, tc.path, tc.body, ev.who(me)); r.status != 400 && r.status != 422 {
 			t.Errorf("%s %s: %d %s", tc.path, tc.body, r.status, r.body)

@@ -18,6 +18,9 @@ type metrics struct {
 	retaken         prometheus.Counter
 	recovered       prometheus.Counter
 	published       prometheus.Counter
+	provider        *prometheus.CounterVec
+	amountMismatch  prometheus.Counter
+	actions         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,12 +47,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Checkouts repaired by recovery after a crashed request."}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "commerce_outbox_published_total",
 			Help: "Outbox events published to the order events stream."}),
+		provider: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_payment_provider_calls_total",
+			Help: "Payment provider calls by operation and outcome (ok, declined, requires_action, invalid_state, not_found, invalid, unavailable)."},
+			[]string{"op", "outcome"}),
+		amountMismatch: prometheus.NewCounter(prometheus.CounterOpts{Name: "commerce_payment_amount_mismatch_total",
+			Help: "Payment intents whose amount or currency differed from the checkout total (no order placed, refunded, flagged)."}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_payment_actions_total",
+			Help: "Refunds and voids by kind and outcome at the provider (confirmed, failed, retry)."},
+			[]string{"kind", "outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.created, m.completes, m.transitions,
-		m.completeSeconds, m.orders, m.cancelled, m.expired, m.retaken, m.recovered, m.published} {
+		m.completeSeconds, m.orders, m.cancelled, m.expired, m.retaken, m.recovered, m.published,
+		m.provider, m.amountMismatch, m.actions} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

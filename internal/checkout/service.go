@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"commerce/internal/payment"
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/fault"
 	"commerce/internal/platform/idempotency"
@@ -411,17 +412,26 @@ func (s *Service) create(ctx context.Context, owner Owner, email string) (Checko
 		return Checkout{}, err
 	}
 	s.at(hookCreateAfterReserve)
-	intent, err := s.pay.CreateIntent(ctx, id, c.Total)
+	pctx, pcancel := providerCtx(ctx)
+	// The key is derived from the checkout: a retried creation never opens a second intent.
+	intent, err := s.pay.CreateIntent(pctx, payment.CreateParams{CheckoutID: id, Amount: c.Total,
+		IdempotencyKey: "checkout-" + id.String() + "-intent"})
+	pcancel()
+	s.observe("create", err)
+	if err == nil {
+		err = intent.Verify(c.Total)
+	}
 	if err != nil {
 		s.abandon(ctx, c, true)
 		return Checkout{}, unavailable(fmt.Errorf("create payment intent: %w", err))
 	}
-	status := intent.Status
+	status := PaymentStatus(intent.Status)
 	if status == "" {
-		status = PaymentRequiresConfirmation
+		status = PaymentRequiresPaymentMethod
 	}
+	secret := intent.ClientSecret
 	if _, err := s.transition(ctx, id, StateReserving, StateAwaitingPayment, c.Version, s.cas(id, StateReserving,
-		StateAwaitingPayment, change{paymentIntentID: &intent.ID, paymentStatus: &status})); err != nil {
+		StateAwaitingPayment, change{paymentIntentID: &intent.ID, paymentStatus: &status, clientSecret: &secret})); err != nil {
 		s.abandon(ctx, c, true)
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrInProgress) {
 			return Checkout{}, ErrInProgress
@@ -563,7 +573,26 @@ func (s *Service) Cancel(ctx context.Context, who Identity, id uuid.UUID) (Check
 // holds released, cart unfrozen. A crash in between leaves cleaned_at NULL and Recover
 // finishes the job.
 func (s *Service) finish(ctx context.Context, c Checkout, to State, ch change) (Checkout, error) {
-	v, err := s.transition(ctx, c.ID, c.State, to, c.Version, s.cas(c.ID, c.State, to, ch))
+	return s.endWith(ctx, c, to, ch, causeCheckoutEnded)
+}
+
+// end is finish with the cause recorded on the checkout's payment action.
+func (s *Service) end(ctx context.Context, c Checkout, to State, cause string) (Checkout, error) {
+	return s.endWith(ctx, c, to, change{}, cause)
+}
+
+// endWith moves c to a final state; when c has a payment intent, the same PostgreSQL
+// transaction decides its void (a refund when the provider says it took the money),
+// which the payment relay carries out.
+func (s *Service) endWith(ctx context.Context, c Checkout, to State, ch change, cause string) (Checkout, error) {
+	apply := s.cas(c.ID, c.State, to, ch)
+	if c.PaymentIntentID != "" {
+		from := c.State
+		apply = func(ctx context.Context, v int64) error {
+			return s.st.casWithAction(ctx, c, from, to, v, ch, cause)
+		}
+	}
+	v, err := s.transition(ctx, c.ID, c.State, to, c.Version, apply)
 	if err != nil {
 		return c, err
 	}
@@ -600,13 +629,18 @@ func (s *Service) cleanup(ctx context.Context, c Checkout) {
 // --------------------------------------------------------------------------- complete
 
 // Complete pays for the checkout and places its order, exactly once: repeating it, or
-// running it concurrently, returns the same order. A checkout past its expiry (or whose
-// holds lapsed) takes its holds again first, if stock allows. Errors: ErrNotFound;
-// ErrPaymentDeclined (the checkout stays awaiting_payment); ErrExpired (the holds cannot
-// be taken again, or the checkout expired); ErrConflict (cancelled); ErrInProgress
-// (another request is still at it after CompleteWait, or the checkout is being created);
-// dependency failures wrapped with fault.ErrUnavailable.
-func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, token string) (Completion, error) {
+// running it concurrently (or racing the provider's webhook), returns the same order.
+// method is the payment method to confirm the intent with (server-side confirmation), or
+// "" when the storefront confirmed it (Stripe.js): the intent is always retrieved first
+// and its status, amount and currency checked. A checkout past its expiry (or whose holds
+// lapsed) takes its holds again first, if stock allows. Errors: ErrNotFound;
+// ErrPaymentDeclined, *ActionRequiredError, ErrPaymentMethodRequired,
+// ErrPaymentMethodInvalid, ErrPaymentProcessing (the checkout stays awaiting_payment);
+// ErrAmountMismatch (cancelled, refunded); ErrExpired (the holds cannot be taken again, or
+// the checkout expired); ErrConflict (cancelled); ErrInProgress (another request is still
+// at it after CompleteWait, or the checkout is being created); dependency failures
+// wrapped with fault.ErrUnavailable.
+func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, method string) (Completion, error) {
 	start := time.Now()
 	ctx, cancel := detach(ctx)
 	defer cancel()
@@ -614,12 +648,16 @@ func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, toke
 	if err != nil {
 		return Completion{}, err
 	}
-	res, err := s.complete(ctx, c, token)
+	res, err := s.complete(ctx, c, method, true)
 	outcome := "ok"
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrPaymentDeclined):
 		outcome = "declined"
+	case errors.Is(err, ErrPaymentRequiresAction):
+		outcome = "requires_action"
+	case errors.Is(err, ErrAmountMismatch):
+		outcome = "amount_mismatch"
 	case errors.Is(err, ErrExpired):
 		outcome = "expired"
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrInProgress):
@@ -632,8 +670,10 @@ func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, toke
 	return res, err
 }
 
-func (s *Service) complete(ctx context.Context, c Checkout, token string) (Completion, error) {
-	deadline := time.Now().Add(s.opts.CompleteWait)
+// complete runs or waits for the completion of c. When wait is false (a webhook), a
+// completion someone else runs is not waited for (ErrInProgress at once).
+func (s *Service) complete(ctx context.Context, c Checkout, method string, wait bool) (Completion, error) {
+	deadline := s.waitDeadline(wait)
 	for {
 		switch c.State {
 		case StateCompleted:
@@ -647,7 +687,7 @@ func (s *Service) complete(ctx context.Context, c Checkout, token string) (Compl
 				s.cas(c.ID, StateAwaitingPayment, StateCompleting, change{}))
 			if err == nil {
 				c.State, c.Version = StateCompleting, v
-				return s.run(ctx, c, token)
+				return s.run(ctx, c, method)
 			}
 			var se *stateError
 			if !errors.As(err, &se) {
@@ -697,36 +737,17 @@ func (s *Service) wait(ctx context.Context, id uuid.UUID, deadline time.Time) er
 // run is the completion proper, by the request that claimed awaiting_payment → completing
 // (version c.Version): take the holds again if they may have lapsed, charge, then commit
 // the stock and write the order in one PostgreSQL transaction, then clear the cart.
-func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion, error) {
+func (s *Service) run(ctx context.Context, c Checkout, method string) (Completion, error) {
 	s.at(hookAfterClaim)
 	if c.HoldsExpireAt.IsZero() || c.HoldsExpireAt.Sub(c.dbNow) < s.opts.HoldRefresh {
 		if err := s.retake(ctx, c); err != nil {
 			return Completion{}, err
 		}
 	}
-	if c.PaymentStatus != PaymentSucceeded {
-		_, err := s.pay.Confirm(ctx, c.PaymentIntentID, token)
-		if err != nil {
-			failed := PaymentFailed
-			ch := change{}
-			if errors.Is(err, ErrDeclined) {
-				ch.paymentStatus = &failed
-			}
-			if _, terr := s.transition(ctx, c.ID, StateCompleting, StateAwaitingPayment, c.Version,
-				s.cas(c.ID, StateCompleting, StateAwaitingPayment, ch)); terr != nil {
-				s.log.Warn("checkout: back to awaiting_payment", slog.String("checkout", c.ID.String()),
-					slog.String("error", terr.Error()))
-			}
-			if errors.Is(err, ErrDeclined) {
-				return Completion{}, ErrPaymentDeclined
-			}
-			return Completion{}, unavailable(fmt.Errorf("payment provider: %w", err))
-		}
-		if err := s.st.setPaymentStatus(ctx, c.ID, PaymentSucceeded, StateCompleting); err != nil {
-			return Completion{}, err
-		}
-		c.PaymentStatus = PaymentSucceeded
+	if err := s.charge(ctx, c, method); err != nil {
+		return Completion{}, err
 	}
+	c.PaymentStatus = PaymentSucceeded
 	s.at(hookAfterPayment)
 
 	orderID, err := uuid.NewV7()
@@ -750,11 +771,9 @@ func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion
 			break
 		}
 		// The holds lapsed between the check above and the commit: take them again once.
+		// (When the stock is gone the checkout expires, and its payment action refunds the
+		// payment: decided in the expiring transaction.)
 		if err := s.retake(ctx, c); err != nil {
-			if errors.Is(err, ErrExpired) {
-				s.log.Error("checkout: payment succeeded but the stock is gone; the intent must be refunded",
-					slog.String("checkout", c.ID.String()), slog.String("payment_intent", c.PaymentIntentID))
-			}
 			return Completion{}, err
 		}
 	}
@@ -764,10 +783,11 @@ func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion
 		case errors.Is(err, ErrHoldMissing), errors.Is(err, ErrInsufficientStock):
 			// Still missing right after retaking them, or held against stock PostgreSQL no
 			// longer has (Redis lost data; the sale is refused, nothing is oversold): give
-			// up like an expiry, which returns the holds.
-			s.log.Error("checkout: payment succeeded but the holds cannot be kept; the intent must be refunded",
+			// up like an expiry, which returns the holds; the expiring transaction decides
+			// the refund of the payment.
+			s.log.Warn("checkout: payment succeeded but the holds cannot be kept; refunding",
 				slog.String("checkout", c.ID.String()), slog.String("payment_intent", c.PaymentIntentID))
-			if _, ferr := s.finish(ctx, c, StateExpired, change{}); ferr != nil {
+			if _, ferr := s.end(ctx, c, StateExpired, causeStockGone); ferr != nil {
 				s.log.Warn("checkout: expire", slog.String("checkout", c.ID.String()), slog.String("error", ferr.Error()))
 			}
 			return Completion{}, ErrExpired
@@ -777,7 +797,7 @@ func (s *Service) run(ctx context.Context, c Checkout, token string) (Completion
 			if gerr != nil {
 				return Completion{}, gerr
 			}
-			return s.complete(ctx, now, token)
+			return s.complete(ctx, now, method, true)
 		}
 		// Not sold (or, if the outcome is unknown, the version fences it): the checkout
 		// is payable again; the payment already went through and is not asked for twice.
@@ -809,7 +829,11 @@ func (s *Service) retake(ctx context.Context, c Checkout) error {
 	if !errors.Is(err, ErrInsufficientStock) {
 		return s.backToAwaiting(ctx, c, err)
 	}
-	if _, ferr := s.finish(ctx, c, StateExpired, change{}); ferr != nil {
+	cause := causeCheckoutEnded
+	if c.PaymentStatus == PaymentSucceeded {
+		cause = causeStockGone
+	}
+	if _, ferr := s.end(ctx, c, StateExpired, cause); ferr != nil {
 		s.log.Warn("checkout: expire", slog.String("checkout", c.ID.String()), slog.String("error", ferr.Error()))
 	}
 	s.m.expired.Inc()
@@ -837,36 +861,6 @@ func (s *Service) completion(ctx context.Context, c Checkout) (Completion, error
 		return Completion{}, fmt.Errorf("checkout %s is completed without an order", c.ID)
 	}
 	return Completion{Checkout: c, Order: o}, nil
-}
-
-// ------------------------------------------------------------------- payment events
-
-// EventType is the type of a payment provider event.
-type EventType string
-
-// Payment event types.
-const (
-	EventIntentSucceeded EventType = "payment_intent.succeeded"
-	EventIntentFailed    EventType = "payment_intent.payment_failed"
-)
-
-// PaymentEvent is a provider callback.
-type PaymentEvent struct {
-	ID       string
-	Type     EventType
-	IntentID string
-}
-
-// HandlePaymentEvent applies a provider event once per event id (applied is false for a
-// replay). succeeded marks the intent succeeded on its checkout; it does not place the
-// order by itself: the next complete finds the payment done and goes straight to the
-// stock commit (the provider is not asked again). failed marks the payment failed and the
-// checkout stays awaiting_payment (payable). An unknown intent is acknowledged.
-func (s *Service) HandlePaymentEvent(ctx context.Context, ev PaymentEvent) (applied bool, err error) {
-	if ev.ID == "" || ev.IntentID == "" || (ev.Type != EventIntentSucceeded && ev.Type != EventIntentFailed) {
-		return false, fmt.Errorf("checkout: malformed payment event")
-	}
-	return s.st.paymentEvent(ctx, ev)
 }
 
 // ---------------------------------------------------------------------------- orders
@@ -965,6 +959,14 @@ func (s *Service) Recover(ctx context.Context) (RecoverStats, error) {
 				s.cas(c.ID, StateCompleting, StateAwaitingPayment, change{holdsLapsed: true})); err == nil {
 				st.Reverted++
 				_, err = s.inv.Release(ctx, c.ID.String(), variantIDs(c.Lines))
+				if err == nil && c.PaymentIntentID != "" {
+					// The crashed request may have charged: if the provider says so, place
+					// the order now (the shopper may never call complete again).
+					if serr := s.settle(ctx, c.PaymentIntentID); serr != nil {
+						s.log.Warn("checkout: recover: settle payment", slog.String("checkout", c.ID.String()),
+							slog.String("error", serr.Error()))
+					}
+				}
 			}
 		}
 		var se *stateError

@@ -98,7 +98,7 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 const checkoutCols = `id, owner_type, owner_id, state, COALESCE(email, ''), lines, applied_discounts,
 	COALESCE(coupon_code, ''), currency, subtotal, discount_total, total, discount_version,
 	COALESCE(payment_intent_id, ''), COALESCE(payment_status, ''), order_id, version, expires_at,
-	holds_expire_at, created_at, updated_at, cleaned_at, now()`
+	holds_expire_at, created_at, updated_at, cleaned_at, now(), COALESCE(payment_client_secret, '')`
 
 func scanCheckout(row pgx.Row) (Checkout, error) {
 	var c Checkout
@@ -110,7 +110,7 @@ func scanCheckout(row pgx.Row) (Checkout, error) {
 	var sub, disc, total int64
 	err := row.Scan(&c.ID, &ownerType, &c.Owner.ID, &state, &c.Email, &lines, &applied, &c.Coupon,
 		&c.Currency, &sub, &disc, &total, &c.DiscountVersion, &c.PaymentIntentID, &payStatus, &orderID,
-		&c.Version, &c.ExpiresAt, &holds, &c.CreatedAt, &c.UpdatedAt, &cleaned, &c.dbNow)
+		&c.Version, &c.ExpiresAt, &holds, &c.CreatedAt, &c.UpdatedAt, &cleaned, &c.dbNow, &c.ClientSecret)
 	if err != nil {
 		return Checkout{}, err
 	}
@@ -192,6 +192,7 @@ type change struct {
 	holdsLapsed     bool           // holds_expire_at = now(): the next complete re-takes them
 	checkoutTTL     *time.Duration // expires_at = now() + checkoutTTL
 	cleaned         bool           // cleaned_at = now()
+	clientSecret    *string
 }
 
 // cas is the PostgreSQL half of a transition: from → to, version-1 → version, with ch.
@@ -223,9 +224,10 @@ UPDATE checkouts SET state = $3, version = $4, updated_at = now(),
 	payment_status = COALESCE($6, payment_status),
 	holds_expire_at = CASE WHEN $7::bigint IS NULL THEN holds_expire_at ELSE now() + $7 * interval '1 millisecond' END,
 	expires_at = CASE WHEN $8::bigint IS NULL THEN expires_at ELSE now() + $8 * interval '1 millisecond' END,
-	cleaned_at = CASE WHEN $9 THEN now() ELSE cleaned_at END
+	cleaned_at = CASE WHEN $9 THEN now() ELSE cleaned_at END,
+	payment_client_secret = COALESCE($10, payment_client_secret)
 WHERE id = $1 AND state = $2 AND version = $4 - 1`,
-		id, string(from), string(to), version, ch.paymentIntentID, pay, holds, ttl, ch.cleaned)
+		id, string(from), string(to), version, ch.paymentIntentID, pay, holds, ttl, ch.cleaned, ch.clientSecret)
 	if err != nil {
 		return fmt.Errorf("checkout %s %s→%s: %w", id, from, to, err)
 	}
@@ -397,16 +399,16 @@ SELECT $1, v, q FROM unnest($2::uuid[], $3::bigint[]) AS t(v, q)`, orderID, ids,
 
 const orderCols = `id, number, checkout_id, owner_type, owner_id, status, COALESCE(email, ''), lines,
 	applied_discounts, currency, subtotal, discount_total, total, discount_version,
-	COALESCE(payment_intent_id, ''), created_at`
+	COALESCE(payment_intent_id, ''), created_at, refunded_total`
 
 func scanOrder(row pgx.Row) (Order, error) {
 	var o Order
 	var ownerType string
 	var lines []lineRow
 	var applied []appliedRow
-	var sub, disc, total int64
+	var sub, disc, total, refunded int64
 	err := row.Scan(&o.ID, &o.Number, &o.CheckoutID, &ownerType, &o.Owner.ID, &o.Status, &o.Email, &lines,
-		&applied, &o.Currency, &sub, &disc, &total, &o.DiscountVersion, &o.PaymentIntentID, &o.CreatedAt)
+		&applied, &o.Currency, &sub, &disc, &total, &o.DiscountVersion, &o.PaymentIntentID, &o.CreatedAt, &refunded)
 	if err != nil {
 		return Order{}, err
 	}
@@ -414,6 +416,8 @@ func scanOrder(row pgx.Row) (Order, error) {
 	o.Lines = fromLineRows(lines, o.Currency)
 	o.Applied = fromAppliedRows(applied, o.Currency)
 	o.Subtotal, o.DiscountTotal, o.Total = money.New(sub, o.Currency), money.New(disc, o.Currency), money.New(total, o.Currency)
+	o.RefundedTotal = money.New(refunded, o.Currency)
+	o.Refunds = []Refund{}
 	o.CreatedAt = o.CreatedAt.UTC()
 	return o, nil
 }
@@ -427,7 +431,11 @@ func (s store) order(ctx context.Context, id uuid.UUID) (Order, error) {
 	if err != nil {
 		return Order{}, fmt.Errorf("get order %s: %w", id, err)
 	}
-	return o, nil
+	os := []Order{o}
+	if err := s.withRefunds(ctx, nil, os); err != nil {
+		return Order{}, err
+	}
+	return os[0], nil
 }
 
 // orderFor returns the checkout's order; found is false when there is none.
@@ -439,7 +447,11 @@ func (s store) orderFor(ctx context.Context, checkoutID uuid.UUID) (Order, bool,
 	if err != nil {
 		return Order{}, false, fmt.Errorf("order of checkout %s: %w", checkoutID, err)
 	}
-	return o, true, nil
+	os := []Order{o}
+	if err := s.withRefunds(ctx, nil, os); err != nil {
+		return Order{}, false, err
+	}
+	return os[0], true, nil
 }
 
 // orders returns a page of the owner's orders, newest first, and how many they have.
@@ -454,52 +466,23 @@ ORDER BY created_at DESC, number DESC LIMIT $3 OFFSET $4`, string(o.Type), o.ID,
 	if err != nil {
 		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
-	defer rows.Close()
 	out := []Order{}
 	for rows.Next() {
 		ord, err := scanOrder(rows)
 		if err != nil {
+			rows.Close()
 			return nil, 0, fmt.Errorf("list orders: %w", err)
 		}
 		out = append(out, ord)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}
+	if err := s.withRefunds(ctx, nil, out); err != nil {
+		return nil, 0, err
+	}
 	return out, total, nil
-}
-
-// paymentEvent records a provider event and applies it, in one transaction. applied is
-// false when the event id was seen before (nothing changes).
-func (s store) paymentEvent(ctx context.Context, ev PaymentEvent) (applied bool, err error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("payment event: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck
-	tag, err := tx.Exec(ctx, `INSERT INTO payment_events (id, type, payment_intent_id) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO NOTHING`, ev.ID, string(ev.Type), ev.IntentID)
-	if err != nil {
-		return false, fmt.Errorf("payment event %s: %w", ev.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
-	}
-	switch ev.Type {
-	case EventIntentSucceeded:
-		_, err = tx.Exec(ctx, `UPDATE checkouts SET payment_status = 'succeeded', updated_at = now()
-WHERE payment_intent_id = $1 AND state IN ('reserving', 'awaiting_payment', 'completing')`, ev.IntentID)
-	case EventIntentFailed:
-		_, err = tx.Exec(ctx, `UPDATE checkouts SET payment_status = 'failed', updated_at = now()
-WHERE payment_intent_id = $1 AND state = 'awaiting_payment' AND payment_status IS DISTINCT FROM 'succeeded'`, ev.IntentID)
-	}
-	if err != nil {
-		return false, fmt.Errorf("payment event %s: %w", ev.ID, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("payment event %s: %w", ev.ID, err)
-	}
-	return true, nil
 }
 
 // relay publishes up to limit unpublished outbox rows, oldest first, and marks them

@@ -206,3 +206,13 @@ func (a Inventory) Commit(ctx context.Context, holder string, lines []checkout.S
 	inTx func(ctx context.Context, tx pgx.Tx) error) error {
 	return invError(a.S.Commit(ctx, holder, invLines(lines), reason, inTx))
 }
+
+// RestockInTx adds units to on_hand inside the caller's transaction (ledger, version).
+func (a Inventory) RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error) {
+	return a.S.RestockInTx(ctx, tx, variantID, quantity, reason, reference)
+}
+
+// RaiseCounter brings the Redis counter up after a committed restock.
+func (a Inventory) RaiseCounter(ctx context.Context, variantID uuid.UUID, quantity, version int64) error {
+	return a.S.RaiseCounter(ctx, variantID, quantity, version)
+}

@@ -1,0 +1,12 @@
+DROP TABLE IF EXISTS payment_actions;
+ALTER TABLE order_lines DROP CONSTRAINT IF EXISTS order_lines_restocked_check;
+ALTER TABLE order_lines DROP COLUMN IF EXISTS restocked;
+DROP INDEX IF EXISTS orders_payment_intent_idx;
+DROP INDEX IF EXISTS orders_created_idx;
+DROP INDEX IF EXISTS orders_status_idx;
+ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_refunded_total_check;
+ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_status_check;
+ALTER TABLE orders DROP COLUMN IF EXISTS updated_at;
+ALTER TABLE orders DROP COLUMN IF EXISTS cancel_reason;
+ALTER TABLE orders DROP COLUMN IF EXISTS refunded_total;
+ALTER TABLE checkouts DROP COLUMN IF EXISTS payment_client_secret;
