@@ -223,14 +223,14 @@ type Checkout struct {
 	PaymentStatus   PaymentStatus
 	// ClientSecret is the intent's client secret, for the storefront's client-side
 	// confirmation (shown to the checkout's owner only).
-	ClientSecret string
-	OrderID      uuid.UUID // uuid.Nil until completed
-	Version         int64
-	ExpiresAt       time.Time
-	HoldsExpireAt   time.Time // zero when no holds were taken
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	CleanedAt       time.Time // zero until the side effects of a final state are done
+	ClientSecret  string
+	OrderID       uuid.UUID // uuid.Nil until completed
+	Version       int64
+	ExpiresAt     time.Time
+	HoldsExpireAt time.Time // zero when no holds were taken
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CleanedAt     time.Time // zero until the side effects of a final state are done
 
 	dbNow time.Time // PostgreSQL's clock when the row was read
 }

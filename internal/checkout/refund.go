@@ -35,7 +35,9 @@ const (
 // ValidationError lists invalid request fields (422 validation_failed); nothing changed.
 type ValidationError struct{ Fields map[string]string }
 
-func (e *ValidationError) Error() string { return fmt.Sprintf("checkout: invalid request: %v", e.Fields) }
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("checkout: invalid request: %v", e.Fields)
+}
 
 func invalid(field, msg string) error { return &ValidationError{Fields: map[string]string{field: msg}} }
 
@@ -475,7 +477,9 @@ func (s *Service) AdminOrders(ctx context.Context, f OrderFilter, page, perPage 
 }
 
 // AdminOrder returns any order. Errors: ErrNotFound.
-func (s *Service) AdminOrder(ctx context.Context, id uuid.UUID) (Order, error) { return s.st.order(ctx, id) }
+func (s *Service) AdminOrder(ctx context.Context, id uuid.UUID) (Order, error) {
+	return s.st.order(ctx, id)
+}
 
 // FlaggedPayment is a payment an operator must look at: an intent whose amount or
 // currency differed from its checkout's total (no order was placed; it is refunded).
