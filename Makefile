@@ -74,6 +74,7 @@ $(DEV_ENV):
 run: services $(DEV_ENV) ## serve the demo shop on http://127.0.0.1:8080 (SEED_DEMO=true, APP_ENV=development)
 	@$(load_dev_env) \
 	export SEED_DEMO="$${SEED_DEMO:-true}"; \
+	export PAYMENT_PROVIDER="$${PAYMENT_PROVIDER:-test}"; \
 	echo "development secrets (kept in $(DEV_ENV); 'source $(DEV_ENV)' to use them in curl):"; \
 	echo "  ADMIN_TOKEN=$$ADMIN_TOKEN"; \
 	echo "  AUTH_JWT_SECRET=$$AUTH_JWT_SECRET"; \

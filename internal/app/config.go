@@ -43,6 +43,14 @@ type Config struct {
 	WebhookSecret     string `env:"PAYMENT_WEBHOOK_SECRET"`
 	TrustProxyHeaders bool   `env:"TRUST_PROXY_HEADERS" envDefault:"false"`
 
+	// PaymentProvider: stripe, or test (the built-in provider: takes no money). Required
+	// outside development, where it defaults to test.
+	PaymentProvider     string `env:"PAYMENT_PROVIDER"`
+	StripeSecretKey     string `env:"STRIPE_SECRET_KEY"`
+	StripeWebhookSecret string `env:"STRIPE_WEBHOOK_SECRET"`
+	// StripeAPIBase overrides Stripe's API address (stripe-mock in tests).
+	StripeAPIBase string `env:"STRIPE_API_BASE"`
+
 	Currency        string        `env:"SHOP_CURRENCY" envDefault:"USD"`
 	HoldTTL         time.Duration `env:"HOLD_TTL" envDefault:"15m"`
 	CheckoutTTL     time.Duration `env:"CHECKOUT_TTL" envDefault:"15m"`
@@ -80,8 +88,24 @@ func (c Config) Development() bool {
 	return c.Env == "development" || c.Env == "dev" || c.Env == "test"
 }
 
+// Payment providers.
+const (
+	ProviderStripe = "stripe"
+	ProviderTest   = "test"
+)
+
+// Provider is the payment provider in effect: PAYMENT_PROVIDER, or test in development.
+func (c Config) Provider() string {
+	if c.PaymentProvider == "" && c.Development() {
+		return ProviderTest
+	}
+	return c.PaymentProvider
+}
+
 // Validate checks the configuration and returns every problem at once. Production
-// refuses to start without ADMIN_TOKEN and AUTH_JWT_SECRET.
+// refuses to start without ADMIN_TOKEN, AUTH_JWT_SECRET and PAYMENT_PROVIDER (and, for
+// stripe, both Stripe secrets; for test, PAYMENT_WEBHOOK_SECRET), so it never gives
+// goods away for a test token by accident.
 func (c Config) Validate() error {
 	var errs []error
 	if !c.Development() {
@@ -91,9 +115,30 @@ func (c Config) Validate() error {
 		if len(c.JWTSecret) < 32 {
 			errs = append(errs, errors.New("AUTH_JWT_SECRET must be set (at least 32 characters) outside development"))
 		}
-		if c.WebhookSecret == "" {
-			errs = append(errs, errors.New("PAYMENT_WEBHOOK_SECRET must be set outside development"))
+		if c.PaymentProvider == "" {
+			errs = append(errs, errors.New("PAYMENT_PROVIDER must be set outside development: stripe to take payments, "+
+				"or test to run without taking money"))
 		}
+		if c.PaymentProvider == ProviderTest && c.WebhookSecret == "" {
+			errs = append(errs, errors.New("PAYMENT_WEBHOOK_SECRET must be set outside development with PAYMENT_PROVIDER=test"))
+		}
+	}
+	switch c.Provider() {
+	case "", ProviderTest:
+	case ProviderStripe:
+		if c.StripeSecretKey == "" {
+			errs = append(errs, errors.New("STRIPE_SECRET_KEY must be set with PAYMENT_PROVIDER=stripe"))
+		}
+		if c.StripeWebhookSecret == "" {
+			errs = append(errs, errors.New("STRIPE_WEBHOOK_SECRET must be set with PAYMENT_PROVIDER=stripe"))
+		}
+		if c.StripeAPIBase != "" {
+			if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, errors.New("STRIPE_API_BASE must be an http(s) URL"))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("PAYMENT_PROVIDER %q must be stripe or test", c.PaymentProvider))
 	}
 	if c.AdminToken == "" || c.JWTSecret == "" {
 		errs = append(errs, errors.New("ADMIN_TOKEN and AUTH_JWT_SECRET are required (make run generates development values)"))
@@ -169,6 +214,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redis_cache_url", maskURL(c.RedisCacheURL)), slog.Any("redis_cache_addrs", c.RedisCacheAddrs),
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("auth_jwt_secret", mask(c.JWTSecret)),
 		slog.String("payment_webhook_secret", mask(c.WebhookSecret)),
+		slog.String("payment_provider", c.Provider()), slog.String("stripe_secret_key", mask(c.StripeSecretKey)),
+		slog.String("stripe_webhook_secret", mask(c.StripeWebhookSecret)), slog.String("stripe_api_base", c.StripeAPIBase),
 		slog.Bool("migrate_on_start", c.MigrateOnStart), slog.Bool("seed_demo", c.SeedDemo),
 		slog.String("currency", c.Currency), slog.Duration("hold_ttl", c.HoldTTL),
 		slog.Duration("checkout_ttl", c.CheckoutTTL), slog.Duration("sweep_interval", c.SweepInterval),

@@ -17,6 +17,8 @@ import (
 	"commerce/internal/checkout/adapters"
 	"commerce/internal/discount"
 	"commerce/internal/inventory"
+	"commerce/internal/payment"
+	"commerce/internal/payment/stripepay"
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/cacheadmin"
 	"commerce/internal/platform/idempotency"
@@ -118,10 +120,16 @@ func (a *App) wireDomains(ctx context.Context) error {
 	d.Prefs = cart.NewPreferences(a.Redis, a.Space, a.Pool, cart.PrefsOptions{Logger: a.log, Breaker: prefsBreaker})
 	a.Reg.MustRegister(append(d.Carts.Collectors(), d.Prefs.Collectors()...)...)
 
+	// Payments.
+	pay, err := a.paymentProvider()
+	if err != nil {
+		return err
+	}
+
 	// Checkout and orders (L1).
 	d.Checkout, err = checkout.NewService(a.Pool, a.Redis, a.Space, adapters.Inventory{S: inv},
 		adapters.Carts{S: d.Carts}, adapters.Catalog{Src: d.Products},
-		adapters.Pricing{Rules: rulesetLoader{d.Discounts}}, nil, a.Reg,
+		adapters.Pricing{Rules: rulesetLoader{d.Discounts}}, pay, a.Reg,
 		checkout.Options{HoldTTL: cfg.HoldTTL, CheckoutTTL: cfg.CheckoutTTL, Currency: cfg.Currency,
 			Idempotency: d.Idempotency, Logger: a.log})
 	if err != nil {
@@ -149,6 +157,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 		}},
 		{"reconcile", cfg.ReconcileCron, func(ctx context.Context) error { _, err := inv.Reconcile(ctx, nil, false); return err }},
 		{"outbox", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayOutbox(ctx); return err }},
+		{"payments", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayPayments(ctx); return err }},
 	} {
 		if err := d.Jobs.Add(j.name, j.spec, cfg.JobTimeout, j.fn); err != nil {
 			return fmt.Errorf("job %s: %w", j.name, err)
@@ -166,7 +175,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 	v1 := a.Echo.Group("/v1", identify(a), func(next echo.HandlerFunc) echo.HandlerFunc {
 		limited := limit(next)
 		return func(c echo.Context) error {
-			if c.Path() == "/v1/payments/webhook" {
+			if p := c.Path(); p == checkout.PathWebhook || p == checkout.PathStripeWebhook {
 				return next(c)
 			}
 			return limited(c)
@@ -178,7 +187,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 	inventory.NewHandler(inv).Register(v1, adm)
 	discount.NewHandler(d.Discounts).Register(v1, adm)
 	cart.NewHandler(d.Carts, d.Prefs).Register(v1, adm)
-	checkout.NewHandler(d.Checkout, cfg.WebhookSecret).Register(v1, adm)
+	checkout.NewHandler(d.Checkout, cfg.WebhookSecret).WithStripe(stripeVerifier(cfg.StripeWebhookSecret)).Register(v1, adm)
 	cacheadmin.New(a.Cache, a.Space, a.Stats, map[string]func(context.Context) (int64, error){
 		"products": warmProducts, "discounts": d.Discounts.Warm,
 	}).WithState(a.Redis, a.cfg.SeparateCache()).Register(adm)
@@ -269,4 +278,36 @@ func (p cartPricer) CheckCoupon(ctx context.Context, lines []cart.PriceLine, cod
 		return fmt.Errorf("%w: %w", cart.ErrCouponNotApplicable, err)
 	}
 	return err
+}
+
+// paymentProvider builds the configured payment provider. The test provider takes no
+// money: it is announced loudly at every start.
+func (a *App) paymentProvider() (checkout.PaymentProvider, error) {
+	cfg := a.cfg
+	switch cfg.Provider() {
+	case ProviderStripe:
+		return stripepay.New(stripepay.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase, Logger: a.log})
+	case ProviderTest:
+		a.log.Warn("PAYMENT_PROVIDER=test: THE TEST PAYMENT PROVIDER TAKES NO MONEY; tok_ok pays for any order. "+
+			"Never run a real shop with it: set PAYMENT_PROVIDER=stripe.",
+			slog.String("payment_provider", ProviderTest), slog.String("env", cfg.Env))
+		return payment.NewTestProvider(), nil
+	}
+	return nil, fmt.Errorf("PAYMENT_PROVIDER %q must be stripe or test", cfg.PaymentProvider)
+}
+
+// stripeVerifier verifies Stripe webhooks with the endpoint's signing secret (an empty
+// secret verifies nothing).
+func stripeVerifier(secret string) checkout.StripeVerifier {
+	return func(body []byte, sig string) (checkout.PaymentEvent, error) {
+		ev, err := stripepay.ParseWebhook(body, sig, secret)
+		if errors.Is(err, stripepay.ErrSignature) {
+			return checkout.PaymentEvent{}, checkout.ErrBadSignature
+		}
+		if err != nil {
+			return checkout.PaymentEvent{}, err
+		}
+		return checkout.PaymentEvent{ID: ev.ID, Type: checkout.EventType(ev.Type), IntentID: ev.IntentID,
+			Refund: ev.Refund, AmountRefunded: ev.AmountRefunded}, nil
+	}
 }
