@@ -31,7 +31,7 @@ func testConfig(t testing.TB) Config {
 	cfg := Config{Env: "test", HTTPAddr: "127.0.0.1:0", LogLevel: "error", DatabaseURL: dsn, PGMaxConns: 20,
 		PGTimeout: 3 * time.Second, MigrateOnStart: false, RedisPrefix: string(space), RedisPoolSize: 64,
 		RedisTimeout: 2 * time.Second, AdminToken: testAdminToken, JWTSecret: testJWTSecret,
-		WebhookSecret: testWebhook, Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute,
+		WebhookSecret: testWebhook, PaymentProvider: ProviderTest, Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute,
 		SweepInterval: 30 * time.Second, SessionTTL: 168 * time.Hour, CustomerCartTTL: 720 * time.Hour,
 		ProductTTL: 6 * time.Hour, DiscountTTL: 4 * time.Hour, IdempotencyTTL: 24 * time.Hour,
 		SessionsPerMinute: 100000, RateLimitPerSec: 100000, WarmProductsCron: "0 */6 * * *",
