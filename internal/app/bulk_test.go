@@ -44,3 +44,26 @@ func TestBulkRouteTakesBodiesOverOneMiB(t *testing.T) {
 		t.Fatalf("bulk without the admin token: %d", r.status)
 	}
 }
+
+// TestPatchVariantLowStockThreshold: PATCH /admin/variants/{id} sets the threshold the
+// inventory reads, refuses a negative one, and 404s an unknown variant.
+func TestPatchVariantLowStockThreshold(t *testing.T) {
+	a := newTestApp(t)
+	if _, err := a.Seed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	id := catalog.SeedVariantID("RR-40")
+	path := "/admin/variants/" + id.String()
+	if r := do(t, a.Handler(), call{method: "PATCH", path: path, body: `{"low_stock_threshold":5}`, headers: admin()}); r.status != 200 {
+		t.Fatalf("patch: %d %s", r.status, r.body)
+	}
+	if got, err := a.Domains().Inventory.LowStockThreshold(t.Context(), id); err != nil || got != 5 {
+		t.Fatalf("threshold %d, %v", got, err)
+	}
+	if r := do(t, a.Handler(), call{method: "PATCH", path: path, body: `{"low_stock_threshold":-1}`, headers: admin()}); r.status != 422 {
+		t.Fatalf("negative threshold: %d %s", r.status, r.body)
+	}
+	if r := do(t, a.Handler(), call{method: "PATCH", path: "/admin/variants/00000000-0000-4000-8000-000000000001", body: `{"low_stock_threshold":1}`, headers: admin()}); r.status != 404 {
+		t.Fatalf("unknown variant: %d %s", r.status, r.body)
+	}
+}

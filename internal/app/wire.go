@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/pgxpoolprometheus"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/cart"
@@ -183,7 +184,14 @@ func (a *App) wireDomains(ctx context.Context) error {
 	})
 	v1.POST("/sessions", sessionHandler(a))
 	adm := a.Echo.Group("/admin", auth.RequireAdmin(cfg.AdminToken))
-	catalog.NewHandler(d.Catalog).Register(v1, adm)
+	catalog.NewHandler(d.Catalog).WithLowStock(func(ctx context.Context, id uuid.UUID, threshold int64) error {
+		if err := inv.SetLowStockThreshold(ctx, id, threshold); errors.Is(err, inventory.ErrNotFound) {
+			return fmt.Errorf("%w: %w", catalog.ErrNotFound, err)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}).Register(v1, adm)
 	inventory.NewHandler(inv).Register(v1, adm)
 	discount.NewHandler(d.Discounts).Register(v1, adm)
 	cart.NewHandler(d.Carts, d.Prefs).Register(v1, adm)

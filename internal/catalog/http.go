@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,10 +17,23 @@ import (
 )
 
 // Handler serves the catalog routes of api/openapi.yaml (storefront and admin).
-type Handler struct{ svc *Service }
+type Handler struct {
+	svc      *Service
+	lowStock func(ctx context.Context, variant uuid.UUID, threshold int64) error
+}
 
 // NewHandler returns the catalog's HTTP handlers.
 func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// WithLowStock lets PATCH /admin/variants/{id} set the variant's low-stock threshold
+// through set (the inventory owns it); set returns ErrNotFound for an unknown variant.
+func (h *Handler) WithLowStock(set func(ctx context.Context, variant uuid.UUID, threshold int64) error) *Handler {
+	h.lowStock = set
+	return h
+}
+
+// maxLowStockThreshold bounds low_stock_threshold (the inventory's largest on_hand).
+const maxLowStockThreshold = 1_000_000_000
 
 // Register mounts the public routes on v1 (/v1) and the operator routes on admin
 // (/admin, already guarded by the admin token).
@@ -96,9 +110,10 @@ type patchProductRequest struct {
 }
 
 type patchVariantRequest struct {
-	Name       *string         `json:"name"`
-	Price      *moneyInput     `json:"price"`
-	Attributes *map[string]any `json:"attributes"`
+	Name              *string         `json:"name"`
+	Price             *moneyInput     `json:"price"`
+	Attributes        *map[string]any `json:"attributes"`
+	LowStockThreshold *int64          `json:"low_stock_threshold"`
 }
 
 func toJSON(p Product) productJSON {
@@ -344,9 +359,17 @@ func (h *Handler) patchVariant(c echo.Context) error {
 	if req.Attributes != nil {
 		p.Attributes = nonNil(*req.Attributes)
 	}
+	if t := req.LowStockThreshold; t != nil && (*t < 0 || *t > maxLowStockThreshold || h.lowStock == nil) {
+		return httpx.Validation(map[string]string{"low_stock_threshold": fmt.Sprintf("must be between 0 and %d (0: no alert)", maxLowStockThreshold)})
+	}
 	out, err := h.svc.UpdateVariant(c.Request().Context(), id, p)
 	if err != nil {
 		return httpError(err, "variant")
+	}
+	if t := req.LowStockThreshold; t != nil {
+		if err := h.lowStock(c.Request().Context(), id, *t); err != nil {
+			return httpError(err, "variant")
+		}
 	}
 	return c.JSON(http.StatusOK, toJSON(out))
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	fallbacks    prometheus.Counter
 	finalizeLag  prometheus.Counter
 	scripts      *prometheus.HistogramVec // script
+	lowStock     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Latency of the inventory Lua scripts, by script.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"script"}),
+		lowStock: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "commerce_inventory_low_stock_events_total",
+			Help: "inventory.low_stock events written to the outbox (a reservation took available below the variant's threshold).",
+		}),
 	}
 	for _, o := range []string{"ok", "insufficient", "error"} {
 		m.reservations.WithLabelValues(o)
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.recovered.WithLabelValues(o)
 	}
 	for _, c := range []prometheus.Collector{m.reservations, m.reclaimed, m.recovered, m.driftFound,
-		m.driftFixed, m.fallbacks, m.finalizeLag, m.scripts} {
+		m.driftFixed, m.fallbacks, m.finalizeLag, m.scripts, m.lowStock} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -125,6 +125,10 @@ type reserveReply struct {
 	first     int64 // earliest deadline before this hold, -1 if none
 	available int64 // INSUFFICIENT: what the holder could have held
 	reclaimed int64
+	// OK: the available counter just before and just after this reservation, in the
+	// script's atomic step: consecutive reservations see adjacent ranges, so exactly one
+	// of them sees a given threshold crossed.
+	before, after int64
 }
 
 func (r *redisSide) reserveOne(ctx context.Context, id uuid.UUID, holder string, q, ttlMs int64, limit int) (reserveReply, error) {
@@ -137,6 +141,7 @@ func (r *redisSide) reserveOne(ctx context.Context, id uuid.UUID, holder string,
 	switch rep.code {
 	case codeOK:
 		rep.expiry, rep.first, rep.reclaimed = num(v, 1), num(v, 2), num(v, 3)
+		rep.before, rep.after = num(v, 4), num(v, 5)
 	case codeInsufficient:
 		rep.available, rep.reclaimed = num(v, 1), num(v, 2)
 	}

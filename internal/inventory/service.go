@@ -34,6 +34,7 @@ type Service struct {
 	m     *metrics
 	opts  Options
 	log   *slog.Logger
+	thr   thresholds
 }
 
 // NewService returns an inventory service over pool and rdb (standalone or Cluster),
@@ -195,6 +196,7 @@ func (s *Service) reserveLine(ctx context.Context, holder string, l Line, ttlMs 
 					return rep, err
 				}
 			}
+			s.noteReserved(ctx, l.VariantID, holder, rep)
 			return rep, nil
 		case codeInsufficient:
 			return rep, nil

@@ -5,7 +5,9 @@
 -- A second reserve by the same holder REPLACES its hold (quantity and expiry): retrying
 -- a reserve never holds twice.
 -- Returns, writing nothing but the reclaim unless OK:
---   {'OK', expiry_ms, earliest deadline before this hold or -1, holds reclaimed}
+--   {'OK', expiry_ms, earliest deadline before this hold or -1, holds reclaimed,
+--    available before, available after} (for the low-stock crossing: consecutive
+--    reservations see adjacent ranges, so exactly one sees a threshold crossed)
 --   {'INSUFFICIENT', units this holder could hold now, holds reclaimed}
 --   {'LOAD_REQUIRED'}  the counter is missing: load it from PostgreSQL and retry
 --   {'BUSY'}           the holder's hold is being committing: it cannot change
@@ -26,4 +28,4 @@ if q ~= old then redis.call('INCRBY', KEYS[1], old - q) end
 redis.call('HSET', KEYS[3], holder, q)
 local exp = now + ttl
 redis.call('ZADD', KEYS[2], exp, holder)
-return {'OK', exp, first, n}
+return {'OK', exp, first, n, avail, avail + old - q}

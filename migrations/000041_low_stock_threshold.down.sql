@@ -1,0 +1,1 @@
+ALTER TABLE inventory DROP COLUMN IF EXISTS low_stock_threshold;
