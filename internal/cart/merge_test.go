@@ -8,6 +8,10 @@ import (
 	"github.com/google/uuid"
 )
 
+// TestMergeTwiceEqualsMergeOnce: a merge retried by a client whose first reply was lost
+// (the session cart still there, same version) changes nothing. The session cart is put
+// back exactly as it was before the retry, so the retry runs the whole path into
+// cart_merge.lua, where only the merge marker stops the quantities being added again.
 func TestMergeTwiceEqualsMergeOnce(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
@@ -18,6 +22,11 @@ func TestMergeTwiceEqualsMergeOnce(t *testing.T) {
 	must(e.svc.Add(ctx, SessionOwner(sid), b, 4))(t)
 	must(e.svc.Add(ctx, SessionOwner(sid), c, 5))(t)
 	must(e.svc.SetCoupon(ctx, SessionOwner(sid), "SAVE10"))(t)
+	sessKey := e.svc.r.cartKey(SessionOwner(sid))
+	snapshot, err := e.rdb.HGetAll(ctx, sessKey).Result()
+	if err != nil || len(snapshot) == 0 {
+		t.Fatalf("session cart before the merge: %v %v", snapshot, err)
+	}
 
 	once := must(e.svc.Merge(ctx, cust, sid))(t)
 	want := map[uuid.UUID]int64{a: 2, b: 5, c: 5}
@@ -32,6 +41,26 @@ func TestMergeTwiceEqualsMergeOnce(t *testing.T) {
 	if s := must(e.svc.Get(ctx, SessionOwner(sid)))(t); len(s.Lines) != 0 || !s.ExpiresAt.IsZero() {
 		t.Errorf("session cart not deleted: %+v", s)
 	}
+
+	for retry := 1; retry <= 2; retry++ {
+		// The session cart as the lost first attempt saw it (same version).
+		fields := make([]any, 0, 2*len(snapshot))
+		for k, v := range snapshot {
+			fields = append(fields, k, v)
+		}
+		if err := e.rdb.HSet(ctx, sessKey, fields...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		again := must(e.svc.Merge(ctx, cust, sid))(t)
+		if fmt.Sprint(again.Lines) != fmt.Sprint(once.Lines) || again.Coupon != once.Coupon || !again.UpdatedAt.Equal(once.UpdatedAt) {
+			t.Fatalf("retry %d of the merge changed the cart:\n once %+v\nretry %+v", retry, once, again)
+		}
+		// The retry went all the way: it also dropped the session cart again.
+		if n := e.rdb.Exists(ctx, sessKey).Val(); n != 0 {
+			t.Fatalf("retry %d did not reach the drop: the session cart is still there", retry)
+		}
+	}
+	// And a merge with nothing left to merge returns the same cart.
 	twice := must(e.svc.Merge(ctx, cust, sid))(t)
 	if fmt.Sprint(twice.Lines) != fmt.Sprint(once.Lines) || twice.Coupon != once.Coupon || !twice.UpdatedAt.Equal(once.UpdatedAt) {
 		t.Fatalf("second merge changed the cart:\n once %+v\ntwice %+v", once, twice)
