@@ -53,17 +53,18 @@ type holdJSON struct {
 }
 
 type levelsJSON struct {
-	VariantID uuid.UUID  `json:"variant_id"`
-	OnHand    int64      `json:"on_hand"`
-	Available int64      `json:"available"`
-	Held      int64      `json:"held"`
-	Holds     []holdJSON `json:"holds"`
-	Drift     int64      `json:"drift"`
+	VariantID  uuid.UUID  `json:"variant_id"`
+	OnHand     int64      `json:"on_hand"`
+	Available  int64      `json:"available"`
+	Held       int64      `json:"held"`
+	HoldsCount int64      `json:"holds_count"`
+	Holds      []holdJSON `json:"holds"`
+	Drift      int64      `json:"drift"`
 }
 
 func toLevelsJSON(l Levels) levelsJSON {
 	out := levelsJSON{VariantID: l.VariantID, OnHand: l.OnHand, Available: l.Available, Held: l.Held,
-		Holds: make([]holdJSON, 0, len(l.Holds)), Drift: l.Drift}
+		HoldsCount: l.HoldsCount, Holds: make([]holdJSON, 0, len(l.Holds)), Drift: l.Drift}
 	for _, h := range l.Holds {
 		out.Holds = append(out.Holds, holdJSON{Holder: h.Holder, Quantity: h.Quantity, ExpiresAt: h.ExpiresAt.UTC()})
 	}

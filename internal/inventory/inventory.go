@@ -97,7 +97,7 @@ type Hold struct {
 }
 
 // Levels is a variant's stock as PostgreSQL (OnHand, Version) and Redis (Available,
-// Holds) see it. Held is the sum of Holds; Drift = Available + Held − OnHand is 0 when
+// Holds) see it. Held is the total of all holds (not only the page in Holds); Drift = Available + Held − OnHand is 0 when
 // they agree, negative in the safe windows (see the package doc), positive while a sale
 // sits between its transaction and its step 3 (its hold still counts but on_hand already
 // dropped) and otherwise only if something is wrong.
@@ -107,8 +107,11 @@ type Levels struct {
 	Version   int64
 	Available int64
 	Held      int64
-	Holds     []Hold
-	Drift     int64
+	// HoldsCount is how many holds there are; Holds is the first page of them (the
+	// soonest deadlines first, at most 100).
+	HoldsCount int64
+	Holds      []Hold
+	Drift      int64
 }
 
 // ReconcileVariant is one variant whose counter disagreed with PostgreSQL.

@@ -278,21 +278,26 @@ func (r *redisSide) sweepOne(ctx context.Context, id uuid.UUID, limit int) (swee
 	return rep, nil
 }
 
-// levelsOne reads the counter and holds; ok is false when the counter is missing.
-func (r *redisSide) levelsOne(ctx context.Context, id uuid.UUID) (avail int64, holds []Hold, ok bool, err error) {
+// levelsPage is how many holds Levels returns (the soonest deadlines first).
+const levelsPage = 100
+
+// levelsOne reads the counter, the held total and hold count (O(1)) and the first page
+// of holds; ok is false when the counter is missing.
+func (r *redisSide) levelsOne(ctx context.Context, id uuid.UUID) (lv Levels, ok bool, err error) {
 	k := r.keys(id)
-	v, err := r.run(ctx, "levels", r.levels, []string{k.avail, k.holds, k.held, k.cmt})
+	v, err := r.run(ctx, "levels", r.levels, []string{k.avail, k.holds, k.held, k.cmt}, levelsPage)
 	if err != nil {
-		return 0, nil, false, err
+		return Levels{}, false, err
 	}
 	if str(v, 0) != codeOK {
-		return 0, nil, false, nil
+		return Levels{}, false, nil
 	}
-	for i := 2; i+3 < len(v); i += 4 {
-		holds = append(holds, Hold{Holder: str(v, i), Quantity: num(v, i+1),
+	lv = Levels{Available: num(v, 1), Held: num(v, 2), HoldsCount: num(v, 3)}
+	for i := 4; i+3 < len(v); i += 4 {
+		lv.Holds = append(lv.Holds, Hold{Holder: str(v, i), Quantity: num(v, i+1),
 			ExpiresAt: time.UnixMilli(num(v, i+2)).UTC(), Committing: num(v, i+3) == 1})
 	}
-	return num(v, 1), holds, true, nil
+	return lv, true, nil
 }
 
 // getAvail reads the counters of ids in one pipeline (split per node in Cluster).

@@ -516,23 +516,24 @@ func (s *Service) Set(ctx context.Context, variantID uuid.UUID, onHand int64, re
 
 // ---------------------------------------------------------------------------- reads
 
-// Levels returns on_hand and version (PostgreSQL), the counter and the holds (Redis,
-// loading a missing counter), Held and Drift. The two reads are not one snapshot, so a
-// concurrent change can show as a transient drift. Errors: ErrNotFound; Redis/PostgreSQL
-// errors.
+// Levels returns on_hand and version (PostgreSQL), the counter, the held total and the
+// hold count (Redis, loading a missing counter, all O(1)), the first page of holds (the
+// soonest deadlines first, at most 100) and Drift. The two reads are not one snapshot,
+// so a concurrent change can show as a transient drift. Errors: ErrNotFound;
+// Redis/PostgreSQL errors.
 func (s *Service) Levels(ctx context.Context, variantID uuid.UUID) (Levels, error) {
 	row, err := s.store.stock(ctx, variantID)
 	if err != nil {
 		return Levels{}, err
 	}
-	lv := Levels{VariantID: variantID, OnHand: row.OnHand, Version: row.Version}
+	var lv Levels
 	for i := 0; ; i++ {
-		avail, holds, ok, err := s.r.levelsOne(ctx, variantID)
+		got, ok, err := s.r.levelsOne(ctx, variantID)
 		if err != nil {
 			return Levels{}, err
 		}
 		if ok {
-			lv.Available, lv.Holds = avail, holds
+			lv = got
 			break
 		}
 		if i >= s.opts.LoadRetries {
@@ -542,9 +543,7 @@ func (s *Service) Levels(ctx context.Context, variantID uuid.UUID) (Levels, erro
 			return Levels{}, err
 		}
 	}
-	for _, h := range lv.Holds {
-		lv.Held += h.Quantity
-	}
+	lv.VariantID, lv.OnHand, lv.Version = variantID, row.OnHand, row.Version
 	lv.Drift = lv.Available + lv.Held - lv.OnHand
 	return lv, nil
 }

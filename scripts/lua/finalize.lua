@@ -26,6 +26,7 @@ if present then
   local held = tonumber(redis.call('HGET', KEYS[3], holder) or '0')
   redis.call('HDEL', KEYS[4], holder)
   redis.call('HDEL', KEYS[3], holder)
+  inv_sum_add(KEYS[3], -held)
   redis.call('ZREM', KEYS[2], holder)
   if has and version <= b then
     redis.call('INCRBY', KEYS[1], held)

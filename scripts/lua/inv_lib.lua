@@ -4,7 +4,9 @@
 --                 script that needs it answers LOAD_REQUIRED and writes nothing)
 --   holds  ZSET   holder -> deadline ms (Redis TIME): the expiry of a held hold, the
 --                 recovery deadline of a committing one
---   held   HASH   holder -> quantity, for held and committing holds alike
+--   held   HASH   holder -> quantity, for held and committing holds alike, and the
+--                 field '#sum' (never a holder: holders have no '#') = their total, kept
+--                 by every script that changes a quantity, so the total reads in O(1)
 --   cmt    HASH   holder -> '<attempt>|<expiry ms before marking>' while committing
 --   ver    HASH   v = newest PostgreSQL inventory version applied to the counter,
 --                 b = version the counter was last computed from (load, reconcile),
@@ -27,9 +29,30 @@ local function inv_int(s, min, what)
   return n
 end
 
+-- the field of the held hash that keeps the total of its quantities
+local INV_SUM = '#sum'
+
+-- adds d to the held total (the field goes away with the last hold)
+local function inv_sum_add(kheld, d)
+  if d == 0 then return end
+  if redis.call('HINCRBY', kheld, INV_SUM, d) == 0 then redis.call('HDEL', kheld, INV_SUM) end
+end
+
+-- the total held, recomputed from every hold (O(holds)): it also repairs the kept total
 local function inv_sum(kheld)
-  local s = 0
-  for _, q in ipairs(redis.call('HVALS', kheld)) do s = s + tonumber(q) end
+  local s, n = 0, 0
+  local all = redis.call('HGETALL', kheld)
+  for i = 1, #all, 2 do
+    if all[i] ~= INV_SUM then
+      s = s + tonumber(all[i + 1])
+      n = n + 1
+    end
+  end
+  if n > 0 then
+    redis.call('HSET', kheld, INV_SUM, s)
+  elseif #all > 0 then
+    redis.call('HDEL', kheld, INV_SUM)
+  end
   return s
 end
 
@@ -49,6 +72,7 @@ end
 local function inv_drop(kavail, kholds, kheld, holder)
   local q = tonumber(redis.call('HGET', kheld, holder) or '0')
   redis.call('HDEL', kheld, holder)
+  inv_sum_add(kheld, -q)
   redis.call('ZREM', kholds, holder)
   if q > 0 and redis.call('EXISTS', kavail) == 1 then redis.call('INCRBY', kavail, q) end
   return q

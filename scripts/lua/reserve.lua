@@ -26,6 +26,7 @@ if avail + old < q then return {'INSUFFICIENT', avail + old, n} end
 local first = inv_first(KEYS[2])
 if q ~= old then redis.call('INCRBY', KEYS[1], old - q) end
 redis.call('HSET', KEYS[3], holder, q)
+inv_sum_add(KEYS[3], q - old)
 local exp = now + ttl
 redis.call('ZADD', KEYS[2], exp, holder)
 return {'OK', exp, first, n, avail, avail + old - q}
