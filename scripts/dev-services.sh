@@ -126,9 +126,20 @@ need() {
 	command -v "$cmd" >/dev/null 2>&1 || apt_install "$@"
 }
 
+# redis_cli ARGS...: redis-cli against the configured Redis, authenticating only when a
+# password is configured (an empty REDISCLI_AUTH still sends AUTH, which a Redis without a
+# password answers with an error before the reply).
+redis_cli() {
+	if [ -n "$REDIS_PASS" ]; then
+		REDISCLI_AUTH="$REDIS_PASS" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"
+	else
+		redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"
+	fi
+}
+
 redis_ping() {
 	local out
-	out="$(REDISCLI_AUTH="$REDIS_PASS" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>&1)" || return 1
+	out="$(redis_cli ping 2>&1)" || return 1
 	[ "$out" = "PONG" ]
 }
 
@@ -137,7 +148,7 @@ redis_ping() {
 # would only fail with "address in use", so the caller stops with a clear message.
 redis_refuses() {
 	local out
-	out="$(REDISCLI_AUTH="$REDIS_PASS" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>&1)" || true
+	out="$(redis_cli ping 2>&1)" || true
 	grep -qE 'NOAUTH|WRONGPASS|invalid password|Authentication required|ERR AUTH' <<<"$out"
 }
 
