@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,8 @@ import (
 	"commerce/internal/checkout"
 	"commerce/internal/checkout/adapters"
 	"commerce/internal/inventory"
+	"commerce/internal/payment"
+	"commerce/internal/payment/stripepay"
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/money"
@@ -51,6 +54,7 @@ type env struct {
 	sessions *auth.Sessions
 	tokens   *auth.Tokens
 	e        *echo.Echo
+	pay      *payment.TestProvider // the provider, when it is the test provider
 
 	afterMark, afterTx atomic.Pointer[func() error] // inventory commit hooks
 }
@@ -93,6 +97,10 @@ func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 		}
 		return nil
 	}
+	if cfg.pay == nil {
+		cfg.pay = checkout.NewTestProvider()
+	}
+	ev.pay, _ = cfg.pay.(*payment.TestProvider)
 	var err error
 	if ev.inv, err = inventory.NewService(pool, rdb, space, prometheus.NewRegistry(), cfg.inv); err != nil {
 		t.Fatal(err)
@@ -117,7 +125,7 @@ func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 	ev.e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	ev.e.Use(httpx.RequestIDMiddleware(), httpx.BodyLimit()) // as the app serves them
 	v1 := ev.e.Group("/v1", auth.Identify(ev.tokens, ev.sessions))
-	checkout.NewHandler(ev.svc, webhookSecret).Register(v1, nil)
+	checkout.NewHandler(ev.svc, webhookSecret).WithStripe(stripeVerifier).Register(v1, ev.e.Group("/admin"))
 	return ev
 }
 
@@ -341,7 +349,13 @@ type completionResp struct {
 
 type orderResp struct {
 	ID            uuid.UUID `json:"id"`
+	Number        int64     `json:"number"`
+	CheckoutID    uuid.UUID `json:"checkout_id"`
 	Status        string    `json:"status"`
+	Total         struct {
+		Amount   int64  `json:"amount"`
+		Currency string `json:"currency"`
+	} `json:"total"`
 	RefundedTotal struct {
 		Amount   int64  `json:"amount"`
 		Currency string `json:"currency"`
@@ -354,4 +368,49 @@ type orderResp struct {
 		} `json:"amount"`
 		Reason string `json:"reason"`
 	} `json:"refunds"`
+}
+
+// stripeSecret signs the Stripe webhooks of the tests.
+const stripeSecret = "whsec_checkout_tests"
+
+func stripeVerifier(body []byte, sig string) (checkout.PaymentEvent, error) {
+	ev, err := stripepay.ParseWebhook(body, sig, stripeSecret)
+	if errors.Is(err, stripepay.ErrSignature) {
+		return checkout.PaymentEvent{}, checkout.ErrBadSignature
+	}
+	if err != nil {
+		return checkout.PaymentEvent{}, err
+	}
+	return checkout.PaymentEvent{ID: ev.ID, Type: checkout.EventType(ev.Type), IntentID: ev.IntentID, Refund: ev.Refund,
+		AmountRefunded: ev.AmountRefunded}, nil
+}
+
+// admin sends an operator request (the test router has no admin auth in front).
+func (ev *env) admin(method, path, body string, headers ...string) resp {
+	h := map[string]string{}
+	for i := 0; i+1 < len(headers); i += 2 {
+		h[headers[i]] = headers[i+1]
+	}
+	return ev.do(method, path, body, h)
+}
+
+// placeOrder creates and completes a checkout of qty units of each variant for o and
+// returns the order.
+func (ev *env) placeOrder(o checkout.Owner, lines map[uuid.UUID]int64) orderResp {
+	ev.t.Helper()
+	for v, q := range lines {
+		ev.add(o, v, q)
+	}
+	co := ev.createCheckout(o)
+	r := ev.do(http.MethodPost, completePath(co.ID), tokOK, ev.who(o))
+	if r.status != http.StatusOK {
+		ev.t.Fatalf("complete: %d %s", r.status, r.body)
+	}
+	return decode[completionResp](ev.t, r).Order
+}
+
+// webhook posts a signed event to the generic provider webhook.
+func (ev *env) webhook(body string) resp {
+	return ev.do(http.MethodPost, "/v1/payments/webhook", body,
+		map[string]string{checkout.HeaderSignature: checkout.Sign(webhookSecret, []byte(body))})
 }

@@ -2,14 +2,17 @@ package checkout_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"commerce/internal/cart"
 	"commerce/internal/checkout"
+	"commerce/internal/payment"
 )
 
 // TestFlashSale: 1000 sessions with one unit each of a variant with 100 in stock all start
@@ -95,34 +98,85 @@ func TestFlashSale(t *testing.T) {
 	}
 }
 
-// TestConcurrentCompletes: 50 concurrent completes of one checkout place exactly one
-// order, decrement the stock once, and every response is the same order, byte for byte.
+// TestConcurrentCompletes: 50 concurrent completes of one checkout, racing the payment
+// provider's webhooks, place exactly one order, decrement the stock once, charge once
+// (the provider counts the calls that reach it and the money it takes), and every
+// complete answers the same order, byte for byte. Both flows: server-side confirmation
+// (every complete carries the payment method) and client-side confirmation (the
+// storefront authorized the intent; the completes and the webhooks only capture it).
 func TestConcurrentCompletes(t *testing.T) {
-	ev := newEnv(t)
-	v := ev.variant(10, 1500)
-	me := customerOwner("buyer-50")
-	ev.add(me, v, 3)
-	co := ev.createCheckout(me)
-	h := ev.who(me)
-	const n = 50
-	results := make([]resp, n)
-	parallel(n, n, func(i int) { results[i] = ev.do(http.MethodPost, completePath(co.ID), tokOK, h) })
-	for i, r := range results {
-		if r.status != http.StatusOK {
-			t.Fatalf("complete %d: %d %s", i, r.status, r.body)
+	for _, clientSide := range []bool{false, true} {
+		name := "server-side confirmation"
+		if clientSide {
+			name = "client-side confirmation"
 		}
-		if !bytes.Equal(r.body, results[0].body) {
-			t.Fatalf("response %d differs:\n%s\n%s", i, r.body, results[0].body)
-		}
-	}
-	if n := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, co.ID); n != 1 {
-		t.Fatalf("%d orders", n)
-	}
-	if n := ev.count(`SELECT count(*) FROM stock_ledger WHERE variant_id = $1 AND delta < 0`, v); n != 1 {
-		t.Fatalf("%d stock decrements", n)
-	}
-	ev.wantLevels(v, 7, 7, 0)
-	if id := results[0].json(t)["order"].(map[string]any)["id"].(string); uuid.MustParse(id) == uuid.Nil {
-		t.Fatal("no order id")
+		t.Run(name, func(t *testing.T) {
+			pay := checkout.NewTestProvider()
+			pay.ManualCapture = true // authorize, then capture: every capture is a charge
+			// Slow the provider down so the callers pile up on the checkout.
+			pay.SetHook(func(op payment.Op, _ string) {
+				if op == payment.OpConfirm || op == payment.OpCapture {
+					time.Sleep(20 * time.Millisecond)
+				}
+			})
+			ev := newEnv(t, func(c *envConfig) { c.pay = pay })
+			v := ev.variant(10, 1500)
+			me := customerOwner("buyer-50")
+			ev.add(me, v, 3)
+			co := ev.createCheckout(me)
+			body := tokOK
+			if clientSide {
+				if _, err := pay.ConfirmClientSide(co.PaymentIntent.ID, checkout.TokenOK); err != nil {
+					t.Fatal(err)
+				}
+				body = `{}`
+			}
+			h := ev.who(me)
+			const n, hooks = 50, 3
+			results := make([]resp, n)
+			webhooks := make([]resp, hooks)
+			parallel(n+hooks, n+hooks, func(i int) {
+				if i >= n {
+					webhooks[i-n] = ev.webhook(fmt.Sprintf(
+						`{"id":"evt_race_%d","type":"payment_intent.succeeded","payment_intent_id":%q}`, i-n, co.PaymentIntent.ID))
+					return
+				}
+				results[i] = ev.do(http.MethodPost, completePath(co.ID), body, h)
+			})
+			for i, r := range webhooks {
+				if r.status != http.StatusOK {
+					t.Fatalf("webhook %d: %d %s", i, r.status, r.body)
+				}
+			}
+			for i, r := range results {
+				if r.status != http.StatusOK {
+					t.Fatalf("complete %d: %d %s", i, r.status, r.body)
+				}
+				if !bytes.Equal(r.body, results[0].body) {
+					t.Fatalf("response %d differs:\n%s\n%s", i, r.body, results[0].body)
+				}
+			}
+			if n := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, co.ID); n != 1 {
+				t.Fatalf("%d orders", n)
+			}
+			if n := ev.count(`SELECT count(*) FROM stock_ledger WHERE variant_id = $1 AND delta < 0`, v); n != 1 {
+				t.Fatalf("%d stock decrements", n)
+			}
+			ev.wantLevels(v, 7, 7, 0)
+			if got := pay.Captures(); got != 1 {
+				t.Fatalf("money taken %d times, want once", got)
+			}
+			if got := pay.Calls(payment.OpCapture); got != 1 {
+				t.Fatalf("%d capture calls reached the provider, want 1", got)
+			}
+			if !clientSide {
+				if got := pay.Calls(payment.OpConfirm); got != 1 {
+					t.Fatalf("%d confirm calls reached the provider, want 1", got)
+				}
+			}
+			if id := results[0].json(t)["order"].(map[string]any)["id"].(string); uuid.MustParse(id) == uuid.Nil {
+				t.Fatal("no order id")
+			}
+		})
 	}
 }
