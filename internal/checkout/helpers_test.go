@@ -348,11 +348,11 @@ type completionResp struct {
 }
 
 type orderResp struct {
-	ID            uuid.UUID `json:"id"`
-	Number        int64     `json:"number"`
-	CheckoutID    uuid.UUID `json:"checkout_id"`
-	Status        string    `json:"status"`
-	Total         struct {
+	ID         uuid.UUID `json:"id"`
+	Number     int64     `json:"number"`
+	CheckoutID uuid.UUID `json:"checkout_id"`
+	Status     string    `json:"status"`
+	Total      struct {
 		Amount   int64  `json:"amount"`
 		Currency string `json:"currency"`
 	} `json:"total"`

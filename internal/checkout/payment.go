@@ -97,7 +97,7 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 	if err != nil {
 		return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment provider: %w", err)))
 	}
-	confirmed, captured := false, false
+	confirmed, captured, unknown := false, false, false
 	for step := 0; step < 6; step++ {
 		switch in.Status {
 		case payment.StatusSucceeded:
@@ -134,6 +134,11 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 				return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment provider: %w", err)))
 			}
 		case payment.StatusRequiresPaymentMethod, payment.StatusRequiresConfirmation:
+			if unknown && in.DeclineReason == "" {
+				// Our confirmation's outcome was unknown and the intent shows no attempt:
+				// it did not reach the provider. Not a decline: the caller retries.
+				return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment intent %s: confirmation did not reach the provider", in.ID)))
+			}
 			if confirmed || method == "" {
 				st := PaymentStatus(in.Status)
 				if confirmed {
@@ -165,6 +170,7 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 				return s.backToAwaitingStatus(ctx, c, "", ErrPaymentMethodInvalid)
 			default:
 				// Unknown outcome (or a state the intent left meanwhile): ask the provider.
+				unknown = true
 				if in, err = s.retrieve(ctx, c.PaymentIntentID); err != nil {
 					return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment provider: %w", err)))
 				}
