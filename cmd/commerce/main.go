@@ -5,6 +5,7 @@
 //	commerce seed                         load the demo catalog and discount rules (only into an empty catalog)
 //	commerce token --customer ID [--ttl 1h]   print a customer JWT signed with AUTH_JWT_SECRET
 //	commerce inventory import [--key K] FILE  sync stock from a CSV/JSON file of any size (resumable)
+//	commerce events tail [--group G]          read the event stream as a consumer group, with acks
 //
 // The load generator is a command of its own, cmd/commerce-bench (make bench).
 package main
@@ -54,11 +55,13 @@ func run(ctx context.Context, args []string) error {
 		return token(cfg, args)
 	case "inventory":
 		return inventoryCmd(ctx, cfg, args)
+	case "events":
+		return eventsCmd(ctx, cfg, args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: commerce [serve | migrate up|down | seed | token --customer ID [--ttl 1h] | inventory import [--key K] FILE]")
+		fmt.Println("usage: commerce [serve | migrate up|down | seed | token --customer ID [--ttl 1h] | inventory import [--key K] FILE | events tail [--group G]]")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, migrate, seed, token, inventory)", cmd)
+	return fmt.Errorf("unknown command %q (serve, migrate, seed, token, inventory, events)", cmd)
 }
 
 func serve(ctx context.Context, cfg app.Config, log *slog.Logger) error {

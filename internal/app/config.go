@@ -60,6 +60,9 @@ type Config struct {
 	ProductTTL      time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
 	DiscountTTL     time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
 	IdempotencyTTL  time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// EventsMaxLen is the retention of the events:orders stream: each XADD trims it to
+	// about this many entries (docs/events.md).
+	EventsMaxLen int64 `env:"EVENTS_MAXLEN" envDefault:"100000"`
 	// Bounds of the Idempotency-Key records: the largest response kept for replay, and
 	// the most live keys one caller holds per route.
 	IdempotencyMaxResponseBytes int `env:"IDEMPOTENCY_MAX_RESPONSE_BYTES" envDefault:"65536"`
@@ -145,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Currency) != 3 || strings.ToUpper(c.Currency) != c.Currency {
 		errs = append(errs, fmt.Errorf("SHOP_CURRENCY %q must be an ISO 4217 code like USD", c.Currency))
+	}
+	if c.EventsMaxLen != 0 && c.EventsMaxLen < 1000 { // 0: the default
+		errs = append(errs, errors.New("EVENTS_MAXLEN must be at least 1000"))
 	}
 	if strings.ContainsAny(c.RedisPrefix, "{}") {
 		errs = append(errs, errors.New("REDIS_PREFIX must not contain braces (they are hash tags)"))

@@ -131,7 +131,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 	d.Checkout, err = checkout.NewService(a.Pool, a.Redis, a.Space, adapters.Inventory{S: inv},
 		adapters.Carts{S: d.Carts}, adapters.Catalog{Src: d.Products},
 		adapters.Pricing{Rules: rulesetLoader{d.Discounts}}, pay, a.Reg,
-		checkout.Options{HoldTTL: cfg.HoldTTL, CheckoutTTL: cfg.CheckoutTTL, Currency: cfg.Currency,
+		checkout.Options{HoldTTL: cfg.HoldTTL, CheckoutTTL: cfg.CheckoutTTL, Currency: cfg.Currency, EventsMaxLen: cfg.EventsMaxLen,
 			Idempotency: d.Idempotency, Logger: a.log})
 	if err != nil {
 		return err

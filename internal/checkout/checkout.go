@@ -282,10 +282,13 @@ type Completion struct {
 
 // Options configure a Service. Zero values take the defaults.
 type Options struct {
-	HoldTTL     time.Duration // lifetime of the stock holds (default 15 min)
-	CheckoutTTL time.Duration // a checkout not completed by then expires (default 15 min)
-	Currency    string        // shop currency (default USD)
-	IdemTTL     time.Duration // how long an idempotent response is replayed (default 24 h)
+	// EventsMaxLen bounds the events:orders stream: each XADD trims it to about this many
+	// entries (MAXLEN ~; default 100 000).
+	EventsMaxLen int64
+	HoldTTL      time.Duration // lifetime of the stock holds (default 15 min)
+	CheckoutTTL  time.Duration // a checkout not completed by then expires (default 15 min)
+	Currency     string        // shop currency (default USD)
+	IdemTTL      time.Duration // how long an idempotent response is replayed (default 24 h)
 	// IdemInFlightTTL bounds how long an idempotency key stays "in flight" when its
 	// request dies without finishing: the request deadline plus a margin (default 35 s).
 	IdemInFlightTTL time.Duration
@@ -316,6 +319,9 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.HoldTTL, 15*time.Minute)
 	def(&o.CheckoutTTL, 15*time.Minute)
+	if o.EventsMaxLen <= 0 {
+		o.EventsMaxLen = defaultEventsMaxLen
+	}
 	def(&o.IdemTTL, 24*time.Hour)
 	def(&o.IdemInFlightTTL, 35*time.Second)
 	def(&o.LockTTL, 30*time.Second)

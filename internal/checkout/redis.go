@@ -22,22 +22,24 @@ const (
 	claimLoadRequired = -1
 )
 
-// streamMaxLen bounds the order events stream (approximate trimming).
-const streamMaxLen = 100000
+// defaultEventsMaxLen bounds the order events stream unless Options.EventsMaxLen says
+// otherwise (approximate trimming).
+const defaultEventsMaxLen = 100000
 
 // redisSide is checkout's L1 state in Redis: the checkout hashes (state machine fast
 // path), per-cart checkout locks, idempotency records and the order events stream. Only
 // this file talks to go-redis.
 type redisSide struct {
-	rdb   redis.UniversalClient
-	space rkey.Space
+	rdb    redis.UniversalClient
+	space  rkey.Space
+	maxLen int64 // of the events stream
 
 	transition, confirm, load, unlock *redis.Script
 }
 
 func newRedisSide(rdb redis.UniversalClient, space rkey.Space) *redisSide {
 	s := func(name string) *redis.Script { return redis.NewScript(lua.Source(name)) }
-	return &redisSide{rdb: rdb, space: space, transition: s("transition"), confirm: s("chk_confirm"),
+	return &redisSide{rdb: rdb, space: space, maxLen: defaultEventsMaxLen, transition: s("transition"), confirm: s("chk_confirm"),
 		load: s("chk_load"), unlock: s("unlock")}
 }
 
@@ -163,7 +165,7 @@ func (r *redisSide) publish(ctx context.Context, events []outboxEvent) error {
 	}
 	pipe := r.rdb.Pipeline()
 	for _, e := range events {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.streamKey(), MaxLen: streamMaxLen, Approx: true,
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.streamKey(), MaxLen: r.maxLen, Approx: true,
 			Values: []any{"id", e.ID.String(), "topic", e.Topic, "aggregate_id", e.AggregateID,
 				"payload", string(e.Payload)}})
 	}

@@ -86,7 +86,9 @@ func NewService(pool *pgxpool.Pool, rdb redis.UniversalClient, space rkey.Space,
 		idem = idempotency.New(rdb, space, reg, idempotency.Options{TTL: opts.IdemTTL,
 			InFlightTTL: opts.IdemInFlightTTL, Logger: opts.Logger})
 	}
-	return &Service{st: store{pool: pool}, r: newRedisSide(rdb, space), inv: inv, carts: carts, cat: cat,
+	rs := newRedisSide(rdb, space)
+	rs.maxLen = opts.EventsMaxLen
+	return &Service{st: store{pool: pool}, r: rs, inv: inv, carts: carts, cat: cat,
 		pricing: pricing, pay: pay, opts: opts, log: opts.Logger, m: m,
 		hashTTL: opts.CheckoutTTL + 24*time.Hour, idem: idem}, nil
 }

@@ -27,6 +27,8 @@ var lowStockNamespace = uuid.MustParse("6f1c7a52-5b0e-4a4f-9d53-9b8f3c0e7a11")
 
 // LowStockEvent is the payload of an inventory.low_stock event.
 type LowStockEvent struct {
+	EventID    uuid.UUID `json:"event_id"`
+	Type       string    `json:"type"`
 	VariantID  uuid.UUID `json:"variant_id"`
 	SKU        string    `json:"sku"`
 	Available  int64     `json:"available"`
@@ -140,7 +142,7 @@ func (s *Service) noteReserved(ctx context.Context, id uuid.UUID, holder string,
 		s.log.Error("inventory: low-stock event lost", "variant_id", id, "error", err)
 		return
 	}
-	payload, err := json.Marshal(LowStockEvent{VariantID: id, SKU: sku, Available: max(rep.after, 0), Threshold: thr,
+	payload, err := json.Marshal(LowStockEvent{EventID: evID, Type: TopicLowStock, VariantID: id, SKU: sku, Available: max(rep.after, 0), Threshold: thr,
 		OccurredAt: time.Now().UTC()})
 	if err != nil {
 		return
