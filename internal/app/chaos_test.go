@@ -1040,7 +1040,9 @@ func TestChaosReadinessAndSessions(t *testing.T) {
 	ready := func() (int, dep, dep) {
 		r := e.send("GET", "/readyz", "", nil)
 		var body struct{ Postgres, Redis dep }
-		_ = json.Unmarshal(r.body, &body)
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatalf("readyz: %d: %v: %s", r.status, err, r.body)
+		}
 		return r.status, body.Postgres, body.Redis
 	}
 	expect := func(phase string, wantReady, pgOK, redisOK bool, wantSession int) {

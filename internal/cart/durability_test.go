@@ -42,7 +42,7 @@ func TestCustomerCartSurvivesRedisLoss(t *testing.T) {
 		{
 			name: "key space deleted after a graceful stop",
 			env:  func(t *testing.T) *env { return newEnvOn(t, shared, space, pool) },
-			wipe: func(ctx context.Context, e *env) error { testenv.DeleteSpace(ctx, e.rdb, e.space); return nil },
+			wipe: func(ctx context.Context, e *env) error { return testenv.DeleteSpace(ctx, e.rdb, e.space) },
 			// Stop drains the queue; a service started afresh restores from PostgreSQL.
 			flush: func(ctx context.Context, e *env) error { return e.svc.Stop(ctx) },
 		},
@@ -90,7 +90,9 @@ func TestMutationOfAWipedCustomerCartStartsFromTheSnapshot(t *testing.T) {
 	if err := e.svc.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testenv.DeleteSpace(ctx, e.rdb, e.space)
+	if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil {
+		t.Fatal(err)
+	}
 	// The first request after the loss is a write, not a read: it must not start from an
 	// empty cart and then overwrite the snapshot.
 	c := must(e.svc.Add(ctx, o, b, 1))(t)
@@ -110,7 +112,9 @@ func TestExpiredSnapshotIsNotRestored(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, `UPDATE customer_carts SET updated_at = now() - interval '31 days' WHERE customer_id = $1`, o.ID); err != nil {
 		t.Fatal(err)
 	}
-	testenv.DeleteSpace(ctx, e.rdb, e.space)
+	if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil {
+		t.Fatal(err)
+	}
 	if c := must(e.svc.Get(ctx, o))(t); len(c.Lines) != 0 {
 		t.Fatalf("a cart idle longer than its TTL came back: %+v", c.Lines)
 	}
@@ -266,7 +270,9 @@ func TestPreferencesPatchedJustBeforeStopAreInPostgreSQL(t *testing.T) {
 			t.Fatal(err)
 		}
 		var m map[string]json.RawMessage
-		_ = json.Unmarshal([]byte(data), &m)
+		if err := json.Unmarshal([]byte(data), &m); err != nil {
+			t.Fatalf("snapshot of %s: %v: %s", c, err, data)
+		}
 		got[c] = string(renderPrefs(encodeFields(m)))
 	}
 	if rows.Err() != nil {
@@ -292,7 +298,9 @@ func TestPreferencesFallBackToPostgreSQL(t *testing.T) {
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	testenv.DeleteSpace(ctx, e.rdb, e.space)
+	if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil {
+		t.Fatal(err)
+	}
 	if got := string(must(p.Get(ctx, c))(t)); got != `{"a":1,"b":[1,2]}` {
 		t.Fatalf("read after Redis loss: %s", got)
 	}
@@ -300,7 +308,9 @@ func TestPreferencesFallBackToPostgreSQL(t *testing.T) {
 		t.Fatal("the read did not restore the Redis copy")
 	}
 	// A patch after the loss merges into what PostgreSQL had, not into nothing.
-	testenv.DeleteSpace(ctx, e.rdb, e.space)
+	if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil {
+		t.Fatal(err)
+	}
 	if got := string(must(p.Patch(ctx, c, patchOf(t, `{"c": 3}`)))(t)); got != `{"a":1,"b":[1,2],"c":3}` {
 		t.Fatalf("patch after Redis loss: %s", got)
 	}

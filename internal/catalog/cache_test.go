@@ -230,7 +230,9 @@ func TestPatchVisibleOnSecondInstanceWithin1s(t *testing.T) {
 		for {
 			rec := b.do(t, "GET", path, "")
 			var pj productJSON
-			_ = json.Unmarshal(rec.Body.Bytes(), &pj)
+			if err := json.Unmarshal(rec.Body.Bytes(), &pj); err != nil {
+				t.Fatalf("GET %s on B: %d: %v: %s", path, rec.Code, err, rec.Body)
+			}
 			if c.ok(rec.Code, pj) {
 				break
 			}
@@ -280,7 +282,9 @@ func TestCacheListingInvalidatedByGeneration(t *testing.T) {
 		t.Fatalf("listing stats = %+v", st)
 	}
 	// Losing the generation counter never brings back an old generation's pages.
-	testenv.DeleteSpace(ctx, e.rdb, e.space)
+	if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil {
+		t.Fatal(err)
+	}
 	if g, err := e.cache.generation(ctx); err != nil || g == gen || g == "" {
 		t.Fatalf("restarted generation = %q, %v", g, err)
 	}

@@ -130,7 +130,9 @@ func TestHandlerProductShape(t *testing.T) {
 		t.Fatalf("create: %d %s", rec.Code, rec.Body)
 	}
 	var created map[string]any
-	_ = json.Unmarshal(rec.Body.Bytes(), &created)
+	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil {
+		t.Fatalf("create: %v: %s", err, rec.Body)
+	}
 	id := created["id"].(string)
 
 	rec = e.do(t, "GET", "/v1/products/"+id, "")
@@ -175,7 +177,9 @@ func TestHandlerProductShape(t *testing.T) {
 	// The listing page shape.
 	rec = e.do(t, "GET", "/v1/products?category=shoes&per_page=5", "")
 	var pg map[string]any
-	_ = json.Unmarshal(rec.Body.Bytes(), &pg)
+	if err := json.Unmarshal(rec.Body.Bytes(), &pg); err != nil {
+		t.Fatalf("page: %v: %s", err, rec.Body)
+	}
 	if keys(pg) != "items,page,per_page,total" || pg["page"].(float64) != 1 || pg["per_page"].(float64) != 5 || pg["total"].(float64) != 1 {
 		t.Fatalf("page = %v", pg)
 	}
@@ -186,7 +190,9 @@ func TestHandlerProductShape(t *testing.T) {
 
 	// PATCH returns the product with the bumped version; PATCH of a variant its product.
 	rec = e.do(t, "PATCH", "/admin/products/"+id, `{"status":"draft"}`)
-	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
 	if got["version"].(float64) != 2 || got["status"] != "draft" {
 		t.Fatalf("patched = %v", got)
 	}
@@ -194,7 +200,9 @@ func TestHandlerProductShape(t *testing.T) {
 		t.Fatalf("draft visible: %d", rec.Code)
 	}
 	rec = e.do(t, "PATCH", "/admin/variants/"+v1["id"].(string), `{"attributes":{"color":"red"}}`)
-	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
 	if got["id"] != id || got["version"].(float64) != 3 {
 		t.Fatalf("variant patch returned %v", got)
 	}

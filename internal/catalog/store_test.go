@@ -87,7 +87,10 @@ func TestStoreRejectsForeignCurrency(t *testing.T) {
 func TestStoreUpdatesBumpVersion(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	p, _ := e.store.Create(ctx, sampleProduct(2))
+	p, err := e.store.Create(ctx, sampleProduct(2))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	u, err := e.store.Update(ctx, p.ID, ProductPatch{Name: ptr("Renamed"), Attributes: map[string]any{}})
 	if err != nil {

@@ -327,7 +327,9 @@ func TestRedisLostCheckoutState(t *testing.T) {
 
 	ev.add(me, v, 2)
 	co2 := ev.createCheckout(me)
-	testenv.DeleteSpace(ev.ctx, ev.rdb, ev.space) // Redis lost everything: holds, counters, hashes
+	if err := testenv.DeleteSpace(ev.ctx, ev.rdb, ev.space); err != nil { // Redis lost everything: holds, counters, hashes
+		t.Fatal(err)
+	}
 	res, err := ev.svc.Complete(ev.ctx, who, co2.ID, "tok_ok")
 	if err != nil {
 		t.Fatalf("complete after Redis lost everything: %v", err)

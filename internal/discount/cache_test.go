@@ -355,7 +355,9 @@ func TestCacheReloadsWhenRedisWiped(t *testing.T) {
 	}
 	before := stat(reg, "L2", "discounts")
 
-	testenv.DeleteSpace(ctx, rdb, space)
+	if err := testenv.DeleteSpace(ctx, rdb, space); err != nil {
+		t.Fatal(err)
+	}
 	rs, err := fresh.Load(ctx)
 	if err != nil || rs.Version != v || len(rs.Rules) != 1 {
 		t.Fatalf("after wipe: %+v %v", rs, err)

@@ -141,7 +141,9 @@ func TestCounterLoadsLazilyAfterRedisLoss(t *testing.T) {
 	if err := s.Reserve(ctx, "c1", []Line{{id, 4}}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	testenv.DeleteSpace(ctx, e.rdb, e.space) // Redis lost everything: the hold too
+	if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil { // Redis lost everything: the hold too
+		t.Fatal(err)
+	}
 	if _, ok := e.rawAvail(s, id); ok {
 		t.Fatal("counter survived DeleteSpace")
 	}
@@ -473,7 +475,9 @@ func TestVersionRules(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- s.Commit(ctx, "chk", []Line{{id, 4}}, "sale", nil) }()
 		<-paused
-		testenv.DeleteSpace(ctx, e.rdb, e.space) // the committing hold is lost
+		if err := testenv.DeleteSpace(ctx, e.rdb, e.space); err != nil { // the committing hold is lost
+			t.Fatal(err)
+		}
 		if av, err := other.Available(ctx, []uuid.UUID{id}); err != nil || av[id] != 10 {
 			t.Fatalf("reload before the sale = %v, %v; want 10", av, err)
 		}

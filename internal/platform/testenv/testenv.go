@@ -165,13 +165,18 @@ func DB(t testing.TB) (*pgxpool.Pool, string) {
 		t.Fatalf("testenv: open %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		// A database that cannot be dropped fails the test: left behind, they pile up
+		// until PostgreSQL runs out of room and unrelated tests fail instead.
 		pool.Close()
 		c, err := pgx.Connect(context.Background(), AdminURL())
 		if err != nil {
+			t.Errorf("testenv: drop database %s: connect: %v", name, err)
 			return
 		}
 		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("testenv: drop database %s: %v", name, err)
+		}
 	})
 	return pool, dsn
 }
@@ -195,7 +200,9 @@ func Redis(t testing.TB) (redis.UniversalClient, rkey.Space) {
 	space := rkey.Space("t" + randHex(6) + ":")
 	record(envSpaces, t, string(space))
 	t.Cleanup(func() {
-		DeleteSpace(context.Background(), c, space)
+		if err := DeleteSpace(context.Background(), c, space); err != nil {
+			t.Errorf("testenv: delete the keys of %s: %v", space, err)
+		}
 		_ = c.Close()
 	})
 	return c, space
@@ -203,20 +210,23 @@ func Redis(t testing.TB) (redis.UniversalClient, rkey.Space) {
 
 // DeleteSpace deletes every key of space with SCAN (on every master in Cluster). It is
 // how tests simulate "Redis lost everything" without disturbing other tests.
-func DeleteSpace(ctx context.Context, c redis.UniversalClient, space rkey.Space) {
+func DeleteSpace(ctx context.Context, c redis.UniversalClient, space rkey.Space) error {
 	del := func(ctx context.Context, cl *redis.Client) error {
 		it := cl.Scan(ctx, 0, string(space)+"*", 500).Iterator()
 		for it.Next(ctx) {
-			cl.Del(ctx, it.Val())
+			if err := cl.Del(ctx, it.Val()).Err(); err != nil {
+				return err
+			}
 		}
 		return it.Err()
 	}
 	switch cc := c.(type) {
 	case *redis.ClusterClient:
-		_ = cc.ForEachMaster(ctx, del)
+		return cc.ForEachMaster(ctx, del)
 	case *redis.Client:
-		_ = del(ctx, cc)
+		return del(ctx, cc)
 	}
+	return fmt.Errorf("testenv: DeleteSpace: unsupported client %T", c)
 }
 
 func randHex(n int) string {

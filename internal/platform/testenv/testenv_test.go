@@ -31,7 +31,9 @@ func TestRedisSpacesAreSeparate(t *testing.T) {
 	if err := c.Set(ctx, s1.Key("k"), "1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	DeleteSpace(ctx, c, s1)
+	if err := DeleteSpace(ctx, c, s1); err != nil {
+		t.Fatal(err)
+	}
 	if n := c.Exists(ctx, s1.Key("k")).Val(); n != 0 {
 		t.Fatalf("DeleteSpace left %d keys", n)
 	}
