@@ -23,3 +23,9 @@ func LockKey(s *Service, o Owner) string { return s.r.lockKey(o.CartKey()) }
 
 // StreamKey is the Redis key of the order events stream.
 func StreamKey(s *Service) string { return s.r.streamKey() }
+
+// Refund points where crash tests stop.
+const (
+	HookRefundDecided = hookRefundDecided
+	HookRefundCalled  = hookRefundCalled
+)
