@@ -19,16 +19,27 @@
 //     free the tick for it (the flaw of a lock released after the run), and the window
 //     does not have to be shorter than the period (the constraint of one lock kept for
 //     a fixed time).
-//  2. the run lock <space>job:{<name>}:run, SET NX PX (timeout + 10 s) with a random
-//     token, released by compare-and-delete (scripts/lua/unlock.lua) when the run ends.
-//     It keeps runs of one job from overlapping across replicas (a tick that finds the
+//  2. the run lease <space>job:{<name>}:run, SET NX PX <lease> with a random token. It
+//     keeps runs of one job from overlapping across replicas (a tick that finds the
 //     previous run still going is skipped: SkipIfStillRunning, cluster-wide) and also
 //     guards RunNow.
 //
-// A run gets a context with the job's timeout; the lock outlives the timeout, so a job
-// that honours its context never runs concurrently with another replica's run. If Redis
-// cannot be reached the tick is skipped (the warmers need Redis anyway) and counted as
-// outcome "lock_error".
+// # Leases, not locks
+//
+// The run lease is short (WithLease, default 5 s) and a heartbeat renews it every third
+// of the lease while the job runs (scripts/lua/lease_renew.lua: only its holder can). It
+// is released by compare-and-delete (scripts/lua/unlock.lua) when the run ends. A
+// process that dies mid-run (kill -9, a crash, an OOM) therefore blocks the job for at
+// most one lease, not for the job's timeout; a Redis restarted from an AOF brings the
+// key back with the same short life.
+//
+// A run that loses its lease stops: when a renewal finds the key gone or held by another
+// token, or when no renewal has succeeded for about a whole lease (Redis unreachable),
+// the run's context is cancelled and the run is counted as outcome "lease_lost". Jobs
+// honour their context, so a run does not go on while another replica may hold the lease.
+//
+// A run also gets a context with the job's timeout. If Redis cannot be reached the tick
+// is skipped (the warmers need Redis anyway) and counted as outcome "lock_error".
 package jobs
 
 import (
@@ -71,12 +82,27 @@ const (
 	OutcomeSkipped   = "skipped"    // another replica claimed this tick
 	OutcomeLocked    = "locked"     // a run of this job was still in progress
 	OutcomeLockError = "lock_error" // Redis could not be asked
+	OutcomeLeaseLost = "lease_lost" // the run lost its lease and was stopped
 )
+
+// ErrLeaseLost is the cause of a run's context when its lease was lost.
+var ErrLeaseLost = errors.New("jobs: run lease lost")
+
+// DefaultLease is the run lease when WithLease is not given.
+const DefaultLease = 5 * time.Second
+
+// Option configures a Scheduler.
+type Option func(*Scheduler)
+
+// WithLease sets the run lease (at least 300 ms): how long a run is protected without a
+// heartbeat, and so the longest a dead process blocks the job.
+func WithLease(d time.Duration) Option {
+	return func(s *Scheduler) { s.lease = max(d, 300*time.Millisecond) }
+}
 
 const (
 	minTickWindow = 10 * time.Second
 	maxTickWindow = time.Hour
-	lockGrace     = 10 * time.Second
 	// tickTolerance absorbs a timer that fires a hair before the scheduled wall time.
 	tickTolerance = 100 * time.Millisecond
 )
@@ -92,6 +118,8 @@ type Scheduler struct {
 	cron   *cron.Cron
 	parser cron.Parser
 	unlock *redis.Script
+	renew  *redis.Script
+	lease  time.Duration
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -118,7 +146,7 @@ type job struct {
 // commerce_job_duration_seconds{job} and commerce_job_last_success_timestamp_seconds{job}.
 // Specs take 5 fields (minute first) or 6 (seconds first), or descriptors such as
 // "@hourly" and "@every 10m", and are evaluated in UTC unless they start with CRON_TZ=.
-func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prometheus.Registerer) *Scheduler {
+func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Scheduler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -129,10 +157,12 @@ func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prom
 		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser), cron.WithLogger(cl),
 			cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl))),
 		unlock: redis.NewScript(lua.Source("unlock")),
+		renew:  redis.NewScript(lua.Source("lease_renew")),
+		lease:  DefaultLease,
 		jobs:   map[string]*job{},
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "commerce_job_runs_total",
-			Help: "Scheduled and manual job runs by job and outcome (success, error, timeout, panic, skipped, locked, lock_error).",
+			Help: "Scheduled and manual job runs by job and outcome (success, error, timeout, panic, skipped, locked, lock_error, lease_lost).",
 		}, []string{"job", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "commerce_job_duration_seconds",
@@ -143,6 +173,9 @@ func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prom
 			Name: "commerce_job_last_success_timestamp_seconds",
 			Help: "Unix time of the last successful run of each job.",
 		}, []string{"job"}),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if reg != nil {
@@ -175,7 +208,7 @@ func (s *Scheduler) Add(name, spec string, timeout time.Duration, fn func(ctx co
 	s.jobs[name] = j
 	s.cron.Schedule(j.sched, cron.FuncJob(func() { s.runTick(j) }))
 	for _, o := range []string{OutcomeSuccess, OutcomeError, OutcomeTimeout, OutcomePanic, OutcomeSkipped,
-		OutcomeLocked, OutcomeLockError} {
+		OutcomeLocked, OutcomeLockError, OutcomeLeaseLost} {
 		s.runs.WithLabelValues(name, o)
 	}
 	return nil
@@ -273,32 +306,44 @@ func (s *Scheduler) runTick(j *job) {
 	_ = s.run(s.base, j, tick, "schedule")
 }
 
-// run takes the run lock, runs the job with its timeout, records the outcome and
-// releases the lock.
+// Lease returns the run lease.
+func (s *Scheduler) Lease() time.Duration { return s.lease }
+
+// run takes the run lease, runs the job with its timeout while a heartbeat renews the
+// lease, records the outcome and releases the lease.
 func (s *Scheduler) run(ctx context.Context, j *job, tick time.Time, trigger string) (err error) {
 	token := newToken()
 	key := s.runKey(j.name)
-	ok, err := s.rdb.SetNX(ctx, key, token, j.timeout+lockGrace).Result()
+	ok, err := s.rdb.SetNX(ctx, key, token, s.lease).Result()
 	if err != nil {
 		s.runs.WithLabelValues(j.name, OutcomeLockError).Inc()
-		s.log.Warn("job not run: lock unavailable", slog.String("job", j.name), slog.String("error", err.Error()))
-		return fmt.Errorf("jobs: lock %s: %w", j.name, err)
+		s.log.Warn("job not run: lease unavailable", slog.String("job", j.name), slog.String("error", err.Error()))
+		return fmt.Errorf("jobs: lease %s: %w", j.name, err)
 	}
 	if !ok {
 		s.runs.WithLabelValues(j.name, OutcomeLocked).Inc()
 		s.log.Info("job not run: already running", slog.String("job", j.name), slog.String("trigger", trigger))
 		return fmt.Errorf("%w: %s", ErrLocked, j.name)
 	}
+	leaseCtx, lose := context.WithCancelCause(withTick(ctx, tick))
+	defer lose(nil)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		s.heartbeat(leaseCtx, lose, j.name, key, token)
+	}()
 	defer func() {
+		lose(context.Canceled) // stops the heartbeat
+		<-hbDone
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if uerr := s.unlock.Run(uctx, s.rdb, []string{key}, token).Err(); uerr != nil {
-			// The lock expires on its own after timeout + grace.
-			s.log.Warn("job lock not released", slog.String("job", j.name), slog.String("error", uerr.Error()))
+			// The lease expires on its own within one lease.
+			s.log.Warn("job lease not released", slog.String("job", j.name), slog.String("error", uerr.Error()))
 		}
 	}()
 
-	rctx, cancel := context.WithTimeout(withTick(ctx, tick), j.timeout)
+	rctx, cancel := context.WithTimeout(leaseCtx, j.timeout)
 	defer cancel()
 	start := time.Now()
 	err = call(rctx, j.fn)
@@ -307,6 +352,9 @@ func (s *Scheduler) run(ctx context.Context, j *job, tick time.Time, trigger str
 
 	outcome := OutcomeSuccess
 	switch {
+	case errors.Is(context.Cause(leaseCtx), ErrLeaseLost):
+		outcome = OutcomeLeaseLost
+		err = errors.Join(ErrLeaseLost, err)
 	case err == nil:
 		s.lastOK.WithLabelValues(j.name).SetToCurrentTime()
 	case errors.Is(err, ErrPanic):
@@ -325,6 +373,41 @@ func (s *Scheduler) run(ctx context.Context, j *job, tick time.Time, trigger str
 		s.log.LogAttrs(ctx, slog.LevelDebug, "job done", attrs...)
 	}
 	return err
+}
+
+// heartbeat renews the run lease every third of it until ctx ends. It calls
+// lose(ErrLeaseLost) when the lease is gone or someone else's, or when no renewal has
+// succeeded for nearly a whole lease (it may expire any moment).
+func (s *Scheduler) heartbeat(ctx context.Context, lose context.CancelCauseFunc, name, key, token string) {
+	every := s.lease / 3
+	lastOK := time.Now()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		held, err := s.renew.Run(rctx, s.rdb, []string{key}, token, s.lease.Milliseconds()).Int()
+		cancel()
+		switch {
+		case err == nil && held == 1:
+			lastOK = time.Now()
+		case err == nil:
+			s.log.Warn("job lease lost: stopping the run", slog.String("job", name))
+			lose(ErrLeaseLost)
+			return
+		case ctx.Err() != nil:
+			return
+		case time.Since(lastOK) >= s.lease-every/2:
+			s.log.Warn("job lease not renewed for a whole lease: stopping the run", slog.String("job", name),
+				slog.String("error", err.Error()))
+			lose(ErrLeaseLost)
+			return
+		}
+	}
 }
 
 // call runs fn, turning a panic into an ErrPanic error.
