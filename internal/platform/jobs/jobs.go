@@ -38,6 +38,19 @@
 // the run's context is cancelled and the run is counted as outcome "lease_lost". Jobs
 // honour their context, so a run does not go on while another replica may hold the lease.
 //
+// # A claimant that dies
+//
+// A tick claim says who runs the tick; when the run ends, the claim is marked done. A
+// replica that finds a tick claimed keeps watching it (every quarter lease, until the
+// end of the period or tick window) and takes it over when the claim is not done and no
+// run lease exists twice in a row (scripts/lua/tick_takeover.lua): the claimant died
+// during the run. The tick then runs again on the survivor about one lease after the
+// death, in the same period, instead of waiting for the next tick. At Start a replica
+// also catches up on the latest tick of each job (less than a tick window old) that
+// nobody finished. So a duty such as the hold sweep is late by at most one lease after
+// a crash. Runs are idempotent duties (sweeps, warmers), so a tick that a dead replica
+// had half done is simply done again.
+//
 // A run also gets a context with the job's timeout. If Redis cannot be reached the tick
 // is skipped (the warmers need Redis anyway) and counted as outcome "lock_error".
 package jobs
@@ -119,7 +132,9 @@ type Scheduler struct {
 	parser cron.Parser
 	unlock *redis.Script
 	renew  *redis.Script
-	lease  time.Duration
+	// takeover moves a dead claimant's tick claim to a live replica.
+	takeover *redis.Script
+	lease    time.Duration
 
 	mu   sync.Mutex
 	jobs map[string]*job
@@ -156,10 +171,11 @@ func New(rdb redis.UniversalClient, space rkey.Space, log *slog.Logger, reg prom
 		rdb: rdb, space: space, log: log, parser: parser,
 		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(parser), cron.WithLogger(cl),
 			cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl))),
-		unlock: redis.NewScript(lua.Source("unlock")),
-		renew:  redis.NewScript(lua.Source("lease_renew")),
-		lease:  DefaultLease,
-		jobs:   map[string]*job{},
+		unlock:   redis.NewScript(lua.Source("unlock")),
+		renew:    redis.NewScript(lua.Source("lease_renew")),
+		takeover: redis.NewScript(lua.Source("tick_takeover")),
+		lease:    DefaultLease,
+		jobs:     map[string]*job{},
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "commerce_job_runs_total",
 			Help: "Scheduled and manual job runs by job and outcome (success, error, timeout, panic, skipped, locked, lock_error, lease_lost).",
@@ -240,8 +256,12 @@ func parseSpec(parser cron.Parser, spec string) (cron.Schedule, error) {
 	return sched, nil
 }
 
-// Start starts running the jobs on their schedules in the background.
-func (s *Scheduler) Start() { s.cron.Start() }
+// Start starts running the jobs on their schedules in the background. It first catches
+// up on the latest tick of each job when nobody finished it (see catchUp).
+func (s *Scheduler) Start() {
+	s.catchUp()
+	s.cron.Start()
+}
 
 // Stop stops scheduling, cancels the context of every running job (scheduled or RunNow)
 // and waits until they have returned or ctx is done (then it returns ctx.Err()). The
@@ -287,10 +307,16 @@ func (s *Scheduler) runTick(j *job) {
 	if s.base.Err() != nil {
 		return // stopping
 	}
-	tick := j.sched.tickAt(time.Now())
+	s.claimAndRun(j, j.sched.tickAt(time.Now()))
+}
+
+// claimAndRun claims tick (or takes it over from a claimant that died), runs the job
+// and marks the tick done.
+func (s *Scheduler) claimAndRun(j *job, tick time.Time) {
 	token := newToken()
+	key := s.tickKey(j.name, tick)
 	ctx, cancel := context.WithTimeout(s.base, 5*time.Second)
-	claimed, err := s.rdb.SetNX(ctx, s.tickKey(j.name, tick), token, j.tickWindow).Result()
+	claimed, err := s.rdb.SetNX(ctx, key, token, j.tickWindow).Result()
 	cancel()
 	switch {
 	case err != nil:
@@ -298,12 +324,91 @@ func (s *Scheduler) runTick(j *job) {
 		s.log.Warn("job tick skipped: lock unavailable", slog.String("job", j.name),
 			slog.Time("tick", tick), slog.String("error", err.Error()))
 		return
-	case !claimed:
+	case !claimed && !s.takeOver(j, tick, key, token):
 		s.runs.WithLabelValues(j.name, OutcomeSkipped).Inc()
 		s.log.Debug("job tick claimed by another replica", slog.String("job", j.name), slog.Time("tick", tick))
 		return
 	}
-	_ = s.run(s.base, j, tick, "schedule")
+	err = s.run(s.base, j, tick, "schedule")
+	if errors.Is(err, ErrLeaseLost) {
+		return // not known to be done: another replica may take the tick over
+	}
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(s.base), 5*time.Second)
+	defer cancel()
+	_ = s.rdb.SetArgs(ctx, key, tickDone, redis.SetArgs{KeepTTL: true}).Err()
+}
+
+// tickDone is the value of a tick claim once its run ended.
+const tickDone = "done"
+
+// takeOver watches a tick claimed by another replica until the claimant marks it done
+// (false) or is seen dead: the claim is not done and no run lease exists, twice a
+// quarter lease apart, so the claimant is neither about to take the lease nor about to
+// mark the tick done. Then it takes the claim over (true). It gives up at the end of the
+// job's period or of the tick window, so the next tick is never delayed.
+func (s *Scheduler) takeOver(j *job, tick time.Time, key, token string) bool {
+	deadline := tick.Add(min(j.tickWindow, period(j.sched.inner)) - s.lease/4)
+	poll := s.lease / 4
+	dead := 0
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.base.Done():
+			return false
+		case <-time.After(poll):
+		}
+		ctx, cancel := context.WithTimeout(s.base, poll)
+		claimant, err := s.rdb.Get(ctx, key).Result()
+		var running int64
+		if err == nil {
+			running, err = s.rdb.Exists(ctx, s.runKey(j.name)).Result()
+		}
+		cancel()
+		switch {
+		case errors.Is(err, redis.Nil) || (err == nil && claimant == tickDone):
+			return false
+		case err != nil || running == 1:
+			dead = 0
+			continue
+		}
+		if dead++; dead < 2 {
+			continue
+		}
+		ctx, cancel = context.WithTimeout(s.base, poll)
+		ok, err := s.takeover.Run(ctx, s.rdb, []string{key, s.runKey(j.name)}, claimant, token).Int()
+		cancel()
+		if err == nil && ok == 1 {
+			s.log.Warn("job tick taken over from a replica that died during its run", slog.String("job", j.name),
+				slog.Time("tick", tick))
+			return true
+		}
+		dead = 0
+	}
+	return false
+}
+
+// catchUp runs, at Start, the latest tick of each job that passed less than a tick
+// window ago when nobody finished it: unclaimed (the service was down) or claimed by a
+// replica that died during the run (taken over once its lease is gone).
+func (s *Scheduler) catchUp() {
+	s.mu.Lock()
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	for _, j := range jobs {
+		p := period(j.sched.inner)
+		tick := j.sched.inner.Next(now.Add(-p))
+		if tick.IsZero() || tick.After(now) || now.Sub(tick) >= min(j.tickWindow, p) {
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.claimAndRun(j, tick.UTC())
+		}()
+	}
 }
 
 // Lease returns the run lease.

@@ -141,3 +141,55 @@ func TestKilledRunnerBlocksTheJobForAtMostOneLease(t *testing.T) {
 	}
 	t.Logf("the job ran again %v after its runner was killed (lease %v)", time.Since(killedAt).Round(time.Millisecond), lease)
 }
+
+// TestTickOfAKilledReplicaIsTakenOverWithinALease: a replica claims a tick and is killed
+// (SIGKILL) during the run; a replica started afterwards runs that same tick about one
+// lease after the death, instead of waiting for the next tick.
+func TestTickOfAKilledReplicaIsTakenOverWithinALease(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	ctx := context.Background()
+	const lease = time.Second
+	s := New(rdb, space, nil, nil, WithLease(lease))
+	type run struct {
+		tick time.Time
+		at   time.Time
+	}
+	got := make(chan run, 4)
+	if err := s.Add("sweep", "@every 20s", time.Minute, func(ctx context.Context) error {
+		tick, _ := Tick(ctx)
+		rdb.Set(ctx, space.Key("tick"), tick.UnixMilli(), time.Minute)
+		testenv.PauseAt("mid-run") // the child stops here until it is killed
+		got <- run{tick, time.Now()}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if testenv.CrashChild() {
+		s.Start() // catches up on the current tick at once
+		time.Sleep(time.Minute)
+		t.Fatal("the run did not pause")
+	}
+	// Start well inside a period, so the catch-up tick is not also the next tick.
+	for time.Now().Sub(time.Now().Truncate(20*time.Second)) > 10*time.Second {
+		time.Sleep(100 * time.Millisecond)
+	}
+	child := testenv.StartCrash(t, "mid-run", nil)
+	child.WaitPaused(time.Minute)
+	childTick, _ := rdb.Get(ctx, space.Key("tick")).Int64()
+	child.Kill()
+	killedAt := time.Now()
+	s.Start()
+	defer s.Stop(ctx) //nolint:errcheck
+	select {
+	case r := <-got:
+		if r.tick.UnixMilli() != childTick {
+			t.Fatalf("the survivor ran tick %v, not the dead replica's %v", r.tick, time.UnixMilli(childTick))
+		}
+		if d := r.at.Sub(killedAt); d > lease+lease/2+300*time.Millisecond {
+			t.Fatalf("the tick ran %v after the death; want about one lease (%v)", d, lease)
+		}
+		t.Logf("tick taken over %v after the claimant was killed (lease %v)", r.at.Sub(killedAt).Round(time.Millisecond), lease)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the dead replica's tick was never taken over")
+	}
+}
