@@ -1,6 +1,7 @@
 package app
 
 import (
+	"commerce/internal/inventory"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,8 +83,15 @@ type Config struct {
 	ReconcileCron     string        `env:"RECONCILE_CRON" envDefault:"*/15 * * * *"`
 	OutboxInterval    time.Duration `env:"OUTBOX_INTERVAL" envDefault:"2s"`
 	JobTimeout        time.Duration `env:"JOB_TIMEOUT" envDefault:"5m"`
-	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
-	RequestTimeout    time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
+	// JobLease is a job run's lease, renewed while it runs: the longest a replica that
+	// died mid-run delays the job (0: the default, 5 s).
+	JobLease time.Duration `env:"JOB_LEASE" envDefault:"5s"`
+
+	// inventoryHooks stop the inventory between steps (tests only; never from the
+	// environment).
+	inventoryHooks  inventory.Hooks
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	RequestTimeout  time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
 }
 
 // Development reports whether the service runs with developer defaults.
@@ -172,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if c.NearCacheMaxEntries < 0 || c.NearCacheMaxBytes < 0 {
 		errs = append(errs, errors.New("NEAR_CACHE_MAX_ENTRIES and NEAR_CACHE_MAX_BYTES must not be negative"))
+	}
+	if c.JobLease < 0 {
+		errs = append(errs, errors.New("JOB_LEASE must not be negative (0: the default)"))
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative (0: no deadline)"))

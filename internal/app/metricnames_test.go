@@ -211,7 +211,7 @@ func scrapeAfterTraffic(t *testing.T) []byte {
 	co := c.must(201, "POST", "/v1/checkouts", `{"email":"m@example.com"}`, map[string]string{"X-Session-ID": me, "Idempotency-Key": "metrics-1"})
 	c.must(200, "POST", "/v1/checkouts/"+co["id"].(string)+"/complete", `{"payment_token":"tok_ok"}`, sess(me))
 	c.must(200, "GET", "/admin/inventory/"+variant, "", admin())
-	for _, job := range []string{"warm_products", "warm_discounts", "sweep", "reconcile", "outbox"} {
+	for _, job := range []string{"warm_products", "warm_discounts", "hold_sweep", "checkout_expiry", "checkout_recovery", "reconcile", "outbox"} {
 		if err := a.Domains().Jobs.RunNow(ctx, job); err != nil {
 			t.Logf("job %s: %v", job, err)
 		}

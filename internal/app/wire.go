@@ -93,7 +93,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 
 	// Inventory (L1).
 	inv, err := inventory.NewService(a.Pool, a.Redis, a.Space, a.Reg,
-		inventory.Options{HoldTTL: cfg.HoldTTL, Logger: a.log, RetryMetrics: rm})
+		inventory.Options{HoldTTL: cfg.HoldTTL, Logger: a.log, RetryMetrics: rm, Hooks: cfg.inventoryHooks})
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,11 @@ func (a *App) wireDomains(ctx context.Context) error {
 	}
 
 	// Jobs: one replica runs each tick (Redis leadership per tick).
-	d.Jobs = jobs.New(a.Redis, a.Space, a.log, a.Reg)
+	var jobOpts []jobs.Option
+	if cfg.JobLease > 0 {
+		jobOpts = append(jobOpts, jobs.WithLease(cfg.JobLease))
+	}
+	d.Jobs = jobs.New(a.Redis, a.Space, a.log, a.Reg, jobOpts...)
 	warmProducts := func(ctx context.Context) (int64, error) { n, err := d.Catalog.Warm(ctx); return int64(n), err }
 	every := func(d time.Duration) string { return "@every " + d.String() }
 	for _, j := range []struct {
@@ -150,12 +154,12 @@ func (a *App) wireDomains(ctx context.Context) error {
 	}{
 		{"warm_products", cfg.WarmProductsCron, func(ctx context.Context) error { _, err := warmProducts(ctx); return err }},
 		{"warm_discounts", cfg.WarmDiscountsCron, func(ctx context.Context) error { _, err := d.Discounts.Warm(ctx); return err }},
-		{"sweep", every(cfg.SweepInterval), func(ctx context.Context) error {
-			_, err1 := inv.Sweep(ctx)
-			_, err2 := d.Checkout.ExpireDue(ctx)
-			_, err3 := d.Checkout.Recover(ctx)
-			return errors.Join(err1, err2, err3)
-		}},
+		// Three duties on the sweep interval, each its own job, so one that is stuck or
+		// slow never holds back the others: expired holds back to stock (and dead stock
+		// commits decided), unpaid checkouts expired, crashed checkouts recovered.
+		{"hold_sweep", every(cfg.SweepInterval), func(ctx context.Context) error { _, err := inv.Sweep(ctx); return err }},
+		{"checkout_expiry", every(cfg.SweepInterval), func(ctx context.Context) error { _, err := d.Checkout.ExpireDue(ctx); return err }},
+		{"checkout_recovery", every(cfg.SweepInterval), func(ctx context.Context) error { _, err := d.Checkout.Recover(ctx); return err }},
 		{"reconcile", cfg.ReconcileCron, func(ctx context.Context) error { _, err := inv.Reconcile(ctx, nil, false); return err }},
 		{"outbox", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayOutbox(ctx); return err }},
 		{"payments", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayPayments(ctx); return err }},

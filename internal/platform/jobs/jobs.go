@@ -330,6 +330,16 @@ func (s *Scheduler) claimAndRun(j *job, tick time.Time) {
 		return
 	}
 	err = s.run(s.base, j, tick, "schedule")
+	// A run still holds the lease (a previous tick's, or a dead replica's until its lease
+	// runs out): keep trying within this tick, so a dead holder costs at most one lease.
+	for errors.Is(err, ErrLocked) && time.Now().Add(s.lease/4).Before(s.tickDeadline(j, tick)) {
+		select {
+		case <-s.base.Done():
+			return
+		case <-time.After(s.lease / 4):
+		}
+		err = s.run(s.base, j, tick, "schedule")
+	}
 	if errors.Is(err, ErrLeaseLost) {
 		return // not known to be done: another replica may take the tick over
 	}
@@ -347,7 +357,7 @@ const tickDone = "done"
 // mark the tick done. Then it takes the claim over (true). It gives up at the end of the
 // job's period or of the tick window, so the next tick is never delayed.
 func (s *Scheduler) takeOver(j *job, tick time.Time, key, token string) bool {
-	deadline := tick.Add(min(j.tickWindow, period(j.sched.inner)) - s.lease/4)
+	deadline := s.tickDeadline(j, tick)
 	poll := s.lease / 4
 	dead := 0
 	for time.Now().Before(deadline) {
@@ -384,6 +394,12 @@ func (s *Scheduler) takeOver(j *job, tick time.Time, key, token string) bool {
 		dead = 0
 	}
 	return false
+}
+
+// tickDeadline is when a replica stops trying to run tick: a quarter lease before the
+// end of the job's period (or tick window), so the next tick is never delayed.
+func (s *Scheduler) tickDeadline(j *job, tick time.Time) time.Time {
+	return tick.Add(min(j.tickWindow, period(j.sched.inner)) - s.lease/4)
 }
 
 // catchUp runs, at Start, the latest tick of each job that passed less than a tick
