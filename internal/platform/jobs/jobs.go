@@ -46,8 +46,7 @@
 // run lease exists twice in a row (scripts/lua/tick_takeover.lua): the claimant died
 // during the run. The tick then runs again on the survivor about one lease after the
 // death, in the same period, instead of waiting for the next tick. At Start a replica
-// also catches up on the latest tick of each job (less than a tick window old) that
-// nobody finished. So a duty such as the hold sweep is late by at most one lease after
+// also catches up on the latest tick of each job that was claimed and not finished. So a duty such as the hold sweep is late by at most one lease after
 // a crash. Runs are idempotent duties (sweeps, warmers), so a tick that a dead replica
 // had half done is simply done again.
 //
@@ -402,9 +401,10 @@ func (s *Scheduler) tickDeadline(j *job, tick time.Time) time.Time {
 	return tick.Add(min(j.tickWindow, period(j.sched.inner)) - s.lease/4)
 }
 
-// catchUp runs, at Start, the latest tick of each job that passed less than a tick
-// window ago when nobody finished it: unclaimed (the service was down) or claimed by a
-// replica that died during the run (taken over once its lease is gone).
+// catchUp runs, at Start, the latest tick of each job (less than a period or tick window
+// old) that a replica claimed and did not finish: it is taken over once that replica's
+// lease is gone (a restart right after a crash mid-run). A tick nobody claimed is left
+// to the schedule.
 func (s *Scheduler) catchUp() {
 	s.mu.Lock()
 	jobs := make([]*job, 0, len(s.jobs))
@@ -418,6 +418,12 @@ func (s *Scheduler) catchUp() {
 		tick := j.sched.inner.Next(now.Add(-p))
 		if tick.IsZero() || tick.After(now) || now.Sub(tick) >= min(j.tickWindow, p) {
 			continue
+		}
+		ctx, cancel := context.WithTimeout(s.base, time.Second)
+		claimant, err := s.rdb.Get(ctx, s.tickKey(j.name, tick)).Result()
+		cancel()
+		if err != nil || claimant == tickDone {
+			continue // nobody claimed it (the next tick comes soon enough), or it is done
 		}
 		s.wg.Add(1)
 		go func() {
