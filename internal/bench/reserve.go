@@ -14,13 +14,13 @@ import (
 
 // scriptSource returns lua.Source(name), or an error when the script is not embedded
 // (lua.Source panics then).
-func scriptSource(name string) (src string, err error) {
+func scriptSource(name string, libs ...string) (src string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("scripts/lua/%s.lua is not committed yet", name)
 		}
 	}()
-	return lua.Source(name), nil
+	return lua.Source(name, libs...), nil
 }
 
 // reserveHoldTTLms is the hold TTL of the baseline calls: the service's default (15 min),
@@ -31,16 +31,12 @@ const reserveHoldTTLms = 15 * 60 * 1000
 const reserveReclaim = 100
 
 // reserveCall builds one call of the inventory's reserve script exactly as the inventory
-// service sends it (inv_lib.lua + reserve.lua; KEYS avail, holds, held, cmt of one variant;
+// service sends it (lua.Source("reserve", "inv_lib"); KEYS avail, holds, held, cmt of one variant;
 // ARGV holder, quantity 1, TTL, reclaim batch), on a counter made for the run with a stock
 // so large that every call succeeds, each call by a new holder (RandToken). The cleanup
 // deletes the counter and its holds.
 func reserveCall(ctx context.Context, e *Env) (ScriptCall, func(), error) {
-	lib, err := scriptSource("inv_lib")
-	if err != nil {
-		return ScriptCall{}, func() {}, err
-	}
-	src, err := scriptSource("reserve")
+	src, err := scriptSource("reserve", "inv_lib")
 	if err != nil {
 		return ScriptCall{}, func() {}, err
 	}
@@ -52,7 +48,7 @@ func reserveCall(ctx context.Context, e *Env) (ScriptCall, func(), error) {
 		return ScriptCall{}, func() {}, err
 	}
 	cleanup := func() { rdb.Unlink(context.Background(), avail, holds, held, cmt, ver) }
-	call := ScriptCall{Source: lib + "\n" + src, Keys: []string{avail, holds, held, cmt},
+	call := ScriptCall{Source: src, Keys: []string{avail, holds, held, cmt},
 		Args: []string{RandToken, "1", strconv.Itoa(reserveHoldTTLms), strconv.Itoa(reserveReclaim)}}
 	return call, cleanup, nil
 }

@@ -46,8 +46,7 @@ type redisSide struct {
 }
 
 func newRedisSide(rdb redis.UniversalClient, space rkey.Space) *redisSide {
-	lib := lua.Source("cart_lib") + "\n"
-	s := func(name string) *redis.Script { return redis.NewScript(lib + lua.Source(name)) }
+	s := func(name string) *redis.Script { return redis.NewScript(lua.Source(name, "cart_lib")) }
 	return &redisSide{rdb: rdb, space: space,
 		get: s("cart_get"), add: s("cart_add"), set: s("cart_set"), clear: s("cart_clear"),
 		coupon: s("cart_coupon"), freeze: s("cart_freeze"), unfreeze: s("cart_unfreeze"),
@@ -112,8 +111,6 @@ func (r *redisSide) run(ctx context.Context, sc *redis.Script, key string, resto
 			return reply{}, fmt.Errorf("cart script: unexpected reply %v", x[0])
 		}
 		return reply{code: code, vals: x[1:]}, nil
-	case int64:
-		return reply{code: strconv.FormatInt(x, 10)}, nil
 	}
 	return reply{}, fmt.Errorf("cart script: unexpected reply type %T", v)
 }

@@ -390,7 +390,7 @@ func (s *Service) Merge(ctx context.Context, customerID, sessionID string) (Cart
 	}
 	if res, err := s.r.run(ctx, s.r.mergeDrop, sessKey, false, s.opts.SessionTTL, drop...); err != nil {
 		return Cart{}, fmt.Errorf("cart merge: drop session cart: %w", err)
-	} else if res.code == "-1" {
+	} else if res.code == codeLocked {
 		s.log.Warn("cart merge: session cart frozen by a checkout during the merge; left in place")
 	}
 	return s.priceReply(ctx, cust, rep)

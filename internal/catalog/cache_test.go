@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -167,15 +168,16 @@ func TestCacheFillScript(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	key := e.space.Key("product:{x}:details")
-	fill := func(v int64, payload string) int64 {
+	fill := func(v int64, payload string) string {
 		t.Helper()
-		n, err := e.cache.fill.Run(ctx, e.rdb, []string{key}, v, strconv.FormatInt(v, 10)+"\n"+payload, 60000).Int64()
+		r, err := e.cache.fill.Run(ctx, e.rdb, []string{key}, v, strconv.FormatInt(v, 10)+"\n"+payload, 60000).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return n
+		s, _ := r[0].(string)
+		return s
 	}
-	if fill(5, "five") != 1 || fill(3, "three") != 0 || fill(0, "") != 0 || fill(5, "five again") != 1 || fill(6, "six") != 1 {
+	if fill(5, "five") != "OK" || fill(3, "three") != "KEPT" || fill(0, "") != "KEPT" || fill(5, "five again") != "OK" || fill(6, "six") != "OK" {
 		t.Fatal("unexpected fill results")
 	}
 	if v := e.rdb.Get(ctx, key).Val(); v != "6\nsix" {
@@ -184,11 +186,11 @@ func TestCacheFillScript(t *testing.T) {
 	if ttl := e.rdb.PTTL(ctx, key).Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("ttl = %v", ttl)
 	}
-	if n, _ := e.cache.fill.Run(ctx, e.rdb, []string{key}, "x", "x\n", 1000).Int64(); n != -1 {
-		t.Fatalf("bad version: %d", n)
-	}
-	if n, _ := e.cache.fill.Run(ctx, e.rdb, []string{key}, 9, "9\n", 0).Int64(); n != -1 {
-		t.Fatalf("bad ttl: %d", n)
+	for _, args := range [][]any{{"x", "x\n", 1000}, {9, "9\n", 0}, {9, "8\n", 1000}} {
+		if err := e.cache.fill.Run(ctx, e.rdb, []string{key}, args...).Err(); err == nil ||
+			!strings.Contains(err.Error(), "ERR cache_fill: bad ") {
+			t.Fatalf("fill %v: err = %v, want an error reply", args, err)
+		}
 	}
 	if v := e.rdb.Get(ctx, key).Val(); v != "6\nsix" {
 		t.Fatalf("invalid calls wrote: %q", v)

@@ -14,12 +14,12 @@ import (
 	"commerce/scripts/lua"
 )
 
-// Codes of transition.lua.
+// Statuses of transition.lua.
 const (
-	claimOK           = 1
-	claimMismatch     = 0
-	claimBusy         = 2
-	claimLoadRequired = -1
+	claimOK           = "OK"
+	claimMismatch     = "MISMATCH"
+	claimBusy         = "BUSY"
+	claimLoadRequired = "LOAD_REQUIRED"
 )
 
 // defaultEventsMaxLen bounds the order events stream unless Options.EventsMaxLen says
@@ -74,7 +74,7 @@ func (r *redisSide) lockKey(cartKey string) string { return r.space.Key("lock:{"
 func (r *redisSide) streamKey() string { return r.space.Key("events:orders") }
 
 type claimResult struct {
-	code    int64
+	code    string
 	state   State
 	version int64
 }
@@ -90,9 +90,14 @@ func (r *redisSide) claim(ctx context.Context, id uuid.UUID, from, to State, exp
 	if len(v) != 3 {
 		return claimResult{}, fmt.Errorf("checkout %s: transition: unexpected reply %v", id, v)
 	}
-	code, _ := v[0].(int64)
+	code, _ := v[0].(string)
 	st, _ := v[1].(string)
 	ver, _ := v[2].(int64)
+	switch code {
+	case claimOK, claimMismatch, claimBusy, claimLoadRequired:
+	default:
+		return claimResult{}, fmt.Errorf("checkout %s: transition: unexpected reply %v", id, v)
+	}
 	return claimResult{code: code, state: State(st), version: ver}, nil
 }
 

@@ -25,10 +25,10 @@ func TestTransitionScript(t *testing.T) {
 		}
 		return res
 	}
-	want := func(got claimResult, code int64, st State, v int64) {
+	want := func(got claimResult, code string, st State, v int64) {
 		t.Helper()
 		if got.code != code || got.state != st || got.version != v {
-			t.Fatalf("claim = %+v, want code %d state %s version %d", got, code, st, v)
+			t.Fatalf("claim = %+v, want code %s state %s version %d", got, code, st, v)
 		}
 	}
 	load := func(st State, v, own int64, lease time.Duration) {

@@ -190,7 +190,7 @@ func (s *Service) transition(ctx context.Context, id uuid.UUID, from, to State, 
 			return 0, &stateError{state: res.state}
 		case claimOK:
 		default:
-			return 0, fmt.Errorf("checkout %s: transition: unknown code %d", id, res.code)
+			return 0, fmt.Errorf("checkout %s: transition: unknown code %q", id, res.code)
 		}
 		v := res.version
 		err = apply(ctx, v)

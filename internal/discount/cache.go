@@ -256,12 +256,9 @@ func (c *Cache) Publish(ctx context.Context, rs Ruleset) error {
 	if err := c.rdb.Set(ctx, c.bundleKey(rs.Version), b, c.ttl).Err(); err != nil {
 		return fmt.Errorf("store ruleset bundle %d: %w", rs.Version, err)
 	}
-	code, err := c.publish.Run(ctx, c.rdb, []string{c.ptrKey}, rs.Version, c.ttl.Milliseconds()).Int64()
-	if err != nil {
+	// The reply ('OK', 'SAME' or 'NEWER') needs no action: the pointer only moves forward.
+	if err := c.publish.Run(ctx, c.rdb, []string{c.ptrKey}, rs.Version, c.ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("move ruleset pointer to %d: %w", rs.Version, err)
-	}
-	if code == -2 {
-		return fmt.Errorf("move ruleset pointer to %d: invalid arguments", rs.Version)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -202,29 +203,34 @@ func TestPublishScriptCodes(t *testing.T) {
 	ctx := context.Background()
 	rdb, space := testenv.Redis(t)
 	c := NewCache(rdb, space, staticLoader{}, cachestats.New(nil), CacheOptions{})
-	run := func(args ...any) int64 {
+	// run returns the script's status, or "error" for an error reply (bad input).
+	run := func(args ...any) string {
 		t.Helper()
-		n, err := c.publish.Run(ctx, rdb, []string{c.ptrKey}, args...).Int64()
+		v, err := c.publish.Run(ctx, rdb, []string{c.ptrKey}, args...).Slice()
 		if err != nil {
-			t.Fatal(err)
+			if !strings.Contains(err.Error(), "ERR discount_publish: bad ") {
+				t.Fatal(err)
+			}
+			return "error"
 		}
-		return n
+		s, _ := v[0].(string)
+		return s
 	}
 	for _, tc := range []struct {
 		args []any
-		want int64
+		want string
 	}{
-		{[]any{5, 60000}, 1},
-		{[]any{5, 60000}, 0},
-		{[]any{4, 60000}, -1},
-		{[]any{6, 60000}, 1},
-		{[]any{"x", 60000}, -2},
-		{[]any{0, 60000}, -2},
-		{[]any{7, 0}, -2},
-		{[]any{"7.5", 60000}, -2},
+		{[]any{5, 60000}, "OK"},
+		{[]any{5, 60000}, "SAME"},
+		{[]any{4, 60000}, "NEWER"},
+		{[]any{6, 60000}, "OK"},
+		{[]any{"x", 60000}, "error"},
+		{[]any{0, 60000}, "error"},
+		{[]any{7, 0}, "error"},
+		{[]any{"7.5", 60000}, "error"},
 	} {
 		if got := run(tc.args...); got != tc.want {
-			t.Fatalf("publish %v = %d, want %d", tc.args, got, tc.want)
+			t.Fatalf("publish %v = %s, want %s", tc.args, got, tc.want)
 		}
 	}
 	if v, _ := rdb.Get(ctx, c.ptrKey).Int64(); v != 6 {

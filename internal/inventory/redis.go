@@ -42,8 +42,7 @@ type redisSide struct {
 }
 
 func newRedisSide(rdb redis.UniversalClient, space rkey.Space, m *metrics) *redisSide {
-	lib := lua.Source("inv_lib") + "\n"
-	s := func(name string) *redis.Script { return redis.NewScript(lib + lua.Source(name)) }
+	s := func(name string) *redis.Script { return redis.NewScript(lua.Source(name, "inv_lib")) }
 	return &redisSide{rdb: rdb, space: space, m: m,
 		reserve: s("reserve"), release: s("release"), mark: s("commit"), unmark: s("inv_unmark"),
 		abort: s("inv_abort"), finalize: s("finalize"), load: s("load"), adjust: s("inv_adjust"),
@@ -154,7 +153,7 @@ func (r *redisSide) releaseOne(ctx context.Context, id uuid.UUID, holder string)
 	if err != nil {
 		return 0, "", err
 	}
-	return num(v, 0), str(v, 1), nil
+	return num(v, 1), str(v, 0), nil
 }
 
 type markReply struct {
@@ -197,7 +196,7 @@ func (r *redisSide) abortOne(ctx context.Context, id uuid.UUID, holder, attempt 
 	if err != nil {
 		return 0, "", err
 	}
-	return num(v, 0), str(v, 1), nil
+	return num(v, 1), str(v, 0), nil
 }
 
 func (r *redisSide) finalizeOne(ctx context.Context, id uuid.UUID, holder, attempt string, q, version int64, epoch string) (string, int64, error) {
@@ -271,7 +270,7 @@ func (r *redisSide) sweepOne(ctx context.Context, id uuid.UUID, limit int) (swee
 	if err != nil {
 		return sweepReply{}, err
 	}
-	rep := sweepReply{holds: num(v, 0), units: num(v, 1), first: num(v, 2), more: num(v, 3) == 1}
+	rep := sweepReply{holds: num(v, 1), units: num(v, 2), first: num(v, 3), more: str(v, 0) == "MORE"}
 	for i := 4; i+2 < len(v); i += 3 {
 		rep.stuck = append(rep.stuck, stuckHold{variant: id, holder: str(v, i), attempt: str(v, i+1), quantity: num(v, i+2)})
 	}

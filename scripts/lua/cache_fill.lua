@@ -10,19 +10,17 @@
 -- ARGV[2]  the value: "<version>\n<payload>", carrying the same version as ARGV[1]
 -- ARGV[3]  time to live in milliseconds: an integer > 0
 --
--- Returns  1 written; 0 skipped (the cached version is newer); -1 invalid arguments
---          (nothing written). A cached value whose version cannot be read is overwritten.
-local v = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[3])
-if v == nil or v < 0 or ttl == nil or ttl <= 0 or ARGV[2] == nil then
-  return -1
-end
+-- Returns  {'OK'} written; {'KEPT'} skipped (the cached version is newer). A cached
+--          value whose version cannot be read is overwritten.
+local v = arg_int(ARGV[1], 0, 'version')
+local ttl = arg_int(ARGV[3], 1, 'ttl')
+if ARGV[2] == nil or tonumber(string.match(ARGV[2], '^(%d+)\n')) ~= v then bad_arg('value') end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local cv = tonumber(string.match(cur, '^(%d+)\n'))
   if cv ~= nil and cv > v then
-    return 0
+    return {'KEPT'}
   end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-return 1
+return {'OK'}

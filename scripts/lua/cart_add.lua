@@ -6,12 +6,12 @@
 -- Returns {'OK', now_ms, field, value, ...} after the add, or without writing:
 -- {'LOAD_REQUIRED'}; {'LOCKED', checkout_id}; {'QTY_LIMIT', current};
 -- {'LINES_LIMIT'}; {'STOCK', resulting_quantity, available}.
-local key, field = KEYS[1], ARGV[3]
-local add, maxq, maxl, avail = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local key, field = KEYS[1], cart_line_field(ARGV[3])
+local add, maxq = arg_int(ARGV[4], 1, 'quantity'), arg_int(ARGV[5], 1, 'max quantity')
+local maxl, avail = arg_int(ARGV[6], 1, 'max lines'), arg_int(ARGV[7], 0, 'available')
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
 local lock = redis.call('HGET', key, 'checkout')
 if lock then return {'LOCKED', lock} end
-if not add or add < 1 then return redis.error_reply('ERR cart_add: bad quantity') end
 local cur = tonumber(redis.call('HGET', key, field) or '0')
 local want = cur + add
 if want > maxq then return {'QTY_LIMIT', cur} end

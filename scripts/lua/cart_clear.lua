@@ -9,7 +9,7 @@
 -- {'MISSING', now_ms} when the cart does not exist.
 local key, owner = KEYS[1], ARGV[3]
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
-if redis.call('EXISTS', key) == 0 then return {'MISSING', cart_now()} end
+if redis.call('EXISTS', key) == 0 then return {'MISSING', now_ms()} end
 local lock = redis.call('HGET', key, 'checkout')
 if owner == '' then
   if lock then return {'LOCKED', lock} end

@@ -5,7 +5,7 @@
 -- {'LOCKED', checkout_id}; {'MISSING', now_ms} when removing from a cart that does not exist.
 local key, code = KEYS[1], ARGV[3]
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
-if code == '' and redis.call('EXISTS', key) == 0 then return {'MISSING', cart_now()} end
+if code == '' and redis.call('EXISTS', key) == 0 then return {'MISSING', now_ms()} end
 local lock = redis.call('HGET', key, 'checkout')
 if lock then return {'LOCKED', lock} end
 if code == '' then

@@ -3,7 +3,7 @@
 -- ARGV[1] restore flag; ARGV[2] TTL ms; ARGV[3] checkout id
 -- Returns {'OK', now_ms, field, value, ...} with the lock set, or without writing:
 -- {'LOAD_REQUIRED'}; {'LOCKED', other_checkout_id}; {'EMPTY'} when the cart has no lines.
-local key, id = KEYS[1], ARGV[3]
+local key, id = KEYS[1], arg_str(ARGV[3], 'checkout id')
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
 local lock = redis.call('HGET', key, 'checkout')
 if lock then

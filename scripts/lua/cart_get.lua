@@ -5,7 +5,7 @@
 -- exist (and needs no restore); {'LOAD_REQUIRED'}.
 local key = KEYS[1]
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
-if redis.call('PEXPIRE', key, tonumber(ARGV[2])) == 0 then
-  return {'MISSING', cart_now()}
+if redis.call('PEXPIRE', key, cart_ttl) == 0 then
+  return {'MISSING', now_ms()}
 end
 return cart_state(key)

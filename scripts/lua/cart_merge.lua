@@ -9,16 +9,24 @@
 -- ARGV[6] max units per line; ARGV[7] max lines;
 -- ARGV[8..] triples: line field `l:<variant>`, session quantity, available units
 -- Returns {'OK', now_ms, field, value, ...}, or without writing: {'LOAD_REQUIRED'};
--- {'LOCKED', checkout_id}.
-local key, marker, version, coupon = KEYS[1], ARGV[3], ARGV[4], ARGV[5]
-local maxq, maxl = tonumber(ARGV[6]), tonumber(ARGV[7])
+-- {'LOCKED', checkout_id}. Every argument is checked before the first write.
+local key, coupon = KEYS[1], ARGV[5]
+local marker, version = ARGV[3], arg_str(ARGV[4], 'version')
+if type(marker) ~= 'string' or string.sub(marker, 1, 2) ~= 'm:' or #marker < 3 then bad_arg('marker') end
+local maxq, maxl = arg_int(ARGV[6], 1, 'max quantity'), arg_int(ARGV[7], 1, 'max lines')
+if coupon == nil or (#ARGV - 7) % 3 ~= 0 then bad_arg('argument count') end
+local merged = {}
+for i = 8, #ARGV, 3 do
+  merged[#merged + 1] = {cart_line_field(ARGV[i]), arg_int(ARGV[i + 1], 1, 'quantity'),
+    arg_int(ARGV[i + 2], 0, 'available')}
+end
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
 local lock = redis.call('HGET', key, 'checkout')
 if lock then return {'LOCKED', lock} end
 if redis.call('HGET', key, marker) == version then return cart_state(key) end
 local lines = cart_line_count(key)
-for i = 8, #ARGV - 2, 3 do
-  local field, q, avail = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+for _, m in ipairs(merged) do
+  local field, q, avail = m[1], m[2], m[3]
   local cur = tonumber(redis.call('HGET', key, field) or '0')
   local cap = math.min(maxq, avail)
   local total = cur + q

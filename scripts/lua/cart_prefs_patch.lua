@@ -9,7 +9,8 @@
 -- ARGV[5 .. 4+2n] pairs of encoded key, encoded value; ARGV[5+2n ..] encoded keys to delete
 -- Returns {'OK', now_ms, field, value, ...}, or without writing: {'LOAD_REQUIRED'};
 -- {'TOO_LARGE', size_after_merge}.
-local key, maxb, nset = KEYS[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key, maxb, nset = KEYS[1], arg_int(ARGV[3], 1, 'max bytes'), arg_int(ARGV[4], 0, 'key count')
+if #ARGV < 4 + 2 * nset then bad_arg('argument count') end
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
 local len = {}
 local cur = redis.call('HGETALL', key)

@@ -6,11 +6,10 @@
 -- Returns {'OK', now_ms, field, value, ...}, or without writing: {'LOAD_REQUIRED'};
 -- {'LOCKED', checkout_id}; {'LINES_LIMIT'}; {'STOCK', quantity, available};
 -- {'MISSING', now_ms} when removing from a cart that does not exist.
-local key, field = KEYS[1], ARGV[3]
-local q, maxl, avail = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local key, field = KEYS[1], cart_line_field(ARGV[3])
+local q, maxl, avail = arg_int(ARGV[4], 0, 'quantity'), arg_int(ARGV[5], 1, 'max lines'), arg_int(ARGV[6], 0, 'available')
 if cart_needs_load(key) then return {'LOAD_REQUIRED'} end
-if not q or q < 0 then return redis.error_reply('ERR cart_set: bad quantity') end
-if q == 0 and redis.call('EXISTS', key) == 0 then return {'MISSING', cart_now()} end
+if q == 0 and redis.call('EXISTS', key) == 0 then return {'MISSING', now_ms()} end
 local lock = redis.call('HGET', key, 'checkout')
 if lock then return {'LOCKED', lock} end
 if q == 0 then

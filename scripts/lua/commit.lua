@@ -12,9 +12,9 @@
 --   {'EXPIRED'}          the hold had expired: it is returned now, as a sweep would
 --   {'QTY', held}        the hold is for another quantity (nothing written)
 --   {'BUSY'}             another attempt is committing this hold (nothing written)
-local holder, attempt = ARGV[1], ARGV[2]
-local q = inv_int(ARGV[3], 1, 'quantity')
-local timeout = inv_int(ARGV[4], 1, 'timeout')
+local holder, attempt = arg_str(ARGV[1], 'holder'), arg_str(ARGV[2], 'attempt')
+local q = arg_int(ARGV[3], 1, 'quantity')
+local timeout = arg_int(ARGV[4], 1, 'timeout')
 local held = redis.call('HGET', KEYS[3], holder)
 if not held then return {'MISSING'} end
 local a = inv_attempt(redis.call('HGET', KEYS[4], holder))
@@ -24,7 +24,7 @@ if a then
   return {'BUSY'}
 end
 if tonumber(held) ~= q then return {'QTY', tonumber(held)} end
-local now = inv_now()
+local now = now_ms()
 local exp = tonumber(redis.call('ZSCORE', KEYS[2], holder) or '0')
 if exp <= now then
   inv_drop(KEYS[1], KEYS[2], KEYS[3], holder)

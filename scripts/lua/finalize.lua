@@ -14,9 +14,9 @@
 -- With the counter missing, only v is recorded, so the next load must read a PostgreSQL
 -- state that includes the sale (load answers STALE otherwise).
 -- Returns {'OK' | 'GONE' | 'MISSING', change applied to avail}.
-local holder, attempt = ARGV[1], ARGV[2]
-local q = inv_int(ARGV[3], 1, 'quantity')
-local version = inv_int(ARGV[4], 1, 'version')
+local holder, attempt = arg_str(ARGV[1], 'holder'), arg_str(ARGV[2], 'attempt')
+local q = arg_int(ARGV[3], 1, 'quantity')
+local version = arg_int(ARGV[4], 1, 'version')
 local seen = ARGV[5]
 local has = redis.call('EXISTS', KEYS[1]) == 1
 local present = inv_attempt(redis.call('HGET', KEYS[4], holder)) == attempt

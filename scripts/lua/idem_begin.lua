@@ -14,16 +14,12 @@
 --   {'DONE', status, body} the stored response of the first request
 --   {'LIMIT'}           the caller already has ARGV[5] live keys: nothing is written
 local key, idx = KEYS[1], KEYS[2]
-local fp, owner, ttl, member = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local maxKeys, replayTTL = tonumber(ARGV[5]), tonumber(ARGV[6])
-if fp == '' or owner == '' or member == '' or ttl == nil or ttl <= 0 or maxKeys == nil or maxKeys <= 0
-    or replayTTL == nil or replayTTL <= 0 then
-  return redis.error_reply('ERR idem_begin: bad arguments')
-end
+local fp, owner = arg_str(ARGV[1], 'fingerprint'), arg_str(ARGV[2], 'owner')
+local ttl, member = arg_int(ARGV[3], 1, 'ttl'), arg_str(ARGV[4], 'member')
+local maxKeys, replayTTL = arg_int(ARGV[5], 1, 'max keys'), arg_int(ARGV[6], 1, 'replay ttl')
 local h = redis.call('HMGET', key, 'state', 'fp', 'status', 'body')
 if not h[1] then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = now_ms()
   redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
   if redis.call('ZCARD', idx) >= maxKeys then return {'LIMIT'} end
   redis.call('HSET', key, 'state', 'in_flight', 'fp', fp, 'owner', owner, 'started', now)

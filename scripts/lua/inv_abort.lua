@@ -2,8 +2,8 @@
 -- delete its hold and return the units to the counter.
 -- KEYS[1] avail, KEYS[2] holds, KEYS[3] held, KEYS[4] cmt
 -- ARGV[1] holder; ARGV[2] attempt token
--- Returns {units returned, 'OK'} or {0, 'GONE'} (not committing for this attempt).
-local holder, attempt = ARGV[1], ARGV[2]
-if inv_attempt(redis.call('HGET', KEYS[4], holder)) ~= attempt then return {0, 'GONE'} end
+-- Returns {'OK', units returned} or {'GONE', 0} (not committing for this attempt).
+local holder, attempt = arg_str(ARGV[1], 'holder'), arg_str(ARGV[2], 'attempt')
+if inv_attempt(redis.call('HGET', KEYS[4], holder)) ~= attempt then return {'GONE', 0} end
 redis.call('HDEL', KEYS[4], holder)
-return {inv_drop(KEYS[1], KEYS[2], KEYS[3], holder), 'OK'}
+return {'OK', inv_drop(KEYS[1], KEYS[2], KEYS[3], holder)}

@@ -8,8 +8,8 @@
 --                   already includes the units
 --   {'MISSING'}     no counter: left missing (the next load reads a version at least
 --                   this new, see load's STALE)
-local delta = inv_int(ARGV[1], 1, 'delta')
-local version = inv_int(ARGV[2], 1, 'version')
+local delta = arg_int(ARGV[1], 1, 'delta')
+local version = arg_int(ARGV[2], 1, 'version')
 if redis.call('EXISTS', KEYS[1]) == 0 then
   inv_bump(KEYS[2], version)
   return {'MISSING'}

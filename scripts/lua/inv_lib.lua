@@ -1,5 +1,5 @@
--- inv_lib: helpers prepended (by internal/inventory) to every inventory script; not a
--- script on its own. The keys of one variant share the hash tag {<variant uuid>}:
+-- inv_lib: helpers prepended (after base_lib, by internal/inventory) to every inventory
+-- script; not a script on its own. The keys of one variant share the hash tag {<variant uuid>}:
 --   avail  STRING units that may still be reserved; absent = counter not loaded (every
 --                 script that needs it answers LOAD_REQUIRED and writes nothing)
 --   holds  ZSET   holder -> deadline ms (Redis TIME): the expiry of a held hold, the
@@ -12,22 +12,8 @@
 --                 b = version the counter was last computed from (load, reconcile),
 --                 e = random epoch of the load that created the counter
 -- Invariant: avail + sum(held) == on_hand in PostgreSQL, except in the documented
--- windows where avail is lower, never higher (see internal/inventory/doc.go).
+-- windows where avail is lower, never higher (see docs/inventory.md).
 -- Holders are [A-Za-z0-9_-]{1,100} (checked in Go), so they never contain '|'.
-
-local function inv_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- an integer argument >= min, or an error reply before anything is written
-local function inv_int(s, min, what)
-  local n = tonumber(s)
-  if not n or n ~= math.floor(n) or n < min then
-    error({err = 'ERR inventory: bad ' .. what})
-  end
-  return n
-end
 
 -- the field of the held hash that keeps the total of its quantities
 local INV_SUM = '#sum'

@@ -4,7 +4,7 @@
 -- KEYS[1] holds, KEYS[2] cmt
 -- ARGV[1] holder; ARGV[2] attempt token
 -- Returns {'OK', expiry_ms} or {'GONE'} (not committing for this attempt: nothing done).
-local holder, attempt = ARGV[1], ARGV[2]
+local holder, attempt = arg_str(ARGV[1], 'holder'), arg_str(ARGV[2], 'attempt')
 local marker = redis.call('HGET', KEYS[2], holder)
 if inv_attempt(marker) ~= attempt then return {'GONE'} end
 local exp = string.match(marker, '|(%d+)$')

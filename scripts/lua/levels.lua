@@ -5,8 +5,8 @@
 -- Returns {'MISSING'} when the counter is not loaded, else
 --   {'OK', avail, held total, holds count,
 --    holder_1, quantity_1, deadline_ms_1, committing_1 (0/1), holder_2, ...}
-local page = inv_int(ARGV[1], 0, 'page size')
-if page > 100 then error({err = 'ERR inventory: bad page size'}) end
+local page = arg_int(ARGV[1], 0, 'page size')
+if page > 100 then bad_arg('page size') end
 local cur = redis.call('GET', KEYS[1])
 if not cur then return {'MISSING'} end
 local count = redis.call('ZCARD', KEYS[2])

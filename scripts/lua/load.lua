@@ -7,13 +7,14 @@
 --   {'EXISTS', avail}  someone else created it first: nothing written
 --   {'STALE', v}       an operation of version v > ARGV[2] already reached Redis: read
 --                      PostgreSQL again (nothing written)
-local onhand = inv_int(ARGV[1], 0, 'on_hand')
-local version = inv_int(ARGV[2], 1, 'version')
+local onhand = arg_int(ARGV[1], 0, 'on_hand')
+local version = arg_int(ARGV[2], 1, 'version')
+local epoch = arg_str(ARGV[3], 'epoch')
 local cur = redis.call('GET', KEYS[1])
 if cur then return {'EXISTS', tonumber(cur)} end
 local v = tonumber(redis.call('HGET', KEYS[3], 'v') or '-1')
 if v > version then return {'STALE', v} end
 local avail = onhand - inv_sum(KEYS[2])
 redis.call('SET', KEYS[1], avail)
-redis.call('HSET', KEYS[3], 'v', ARGV[2], 'b', ARGV[2], 'e', ARGV[3])
+redis.call('HSET', KEYS[3], 'v', ARGV[2], 'b', ARGV[2], 'e', epoch)
 return {'OK', avail}

@@ -9,8 +9,9 @@
 --   'DRIFT'   it differs (dry run: not set)
 --   'STALE'   skipped: v > version
 --   'MISSING' no counter: nothing to repair (the next load computes it)
-local onhand = inv_int(ARGV[1], 0, 'on_hand')
-local version = inv_int(ARGV[2], 1, 'version')
+local onhand = arg_int(ARGV[1], 0, 'on_hand')
+local version = arg_int(ARGV[2], 1, 'version')
+if ARGV[3] ~= '0' and ARGV[3] ~= '1' then bad_arg('dry run flag') end
 local dry = ARGV[3] == '1'
 local held = inv_sum(KEYS[3])
 local expected = onhand - held

@@ -10,14 +10,14 @@
 --    reservations see adjacent ranges, so exactly one sees a threshold crossed)
 --   {'INSUFFICIENT', units this holder could hold now, holds reclaimed}
 --   {'LOAD_REQUIRED'}  the counter is missing: load it from PostgreSQL and retry
---   {'BUSY'}           the holder's hold is being committing: it cannot change
-local holder = ARGV[1]
-local q = inv_int(ARGV[2], 1, 'quantity')
-local ttl = inv_int(ARGV[3], 1, 'ttl')
-local limit = inv_int(ARGV[4], 0, 'limit')
+--   {'BUSY'}           the holder's hold is being committed: it cannot change
+local holder = arg_str(ARGV[1], 'holder')
+local q = arg_int(ARGV[2], 1, 'quantity')
+local ttl = arg_int(ARGV[3], 1, 'ttl')
+local limit = arg_int(ARGV[4], 0, 'limit')
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'LOAD_REQUIRED'} end
 if redis.call('HEXISTS', KEYS[4], holder) == 1 then return {'BUSY'} end
-local now = inv_now()
+local now = now_ms()
 local n = 0
 if limit > 0 then n = inv_reclaim(KEYS[1], KEYS[2], KEYS[3], KEYS[4], now, limit) end
 local avail = tonumber(redis.call('GET', KEYS[1]))

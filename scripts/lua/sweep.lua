@@ -2,11 +2,11 @@
 -- holds (their attempt is decided by recovery in Go, never here).
 -- KEYS[1] avail, KEYS[2] holds, KEYS[3] held, KEYS[4] cmt
 -- ARGV[1] at most this many holds returned per call (>= 1)
--- Returns {holds returned, units returned, earliest remaining deadline or -1,
---          1 if the limit stopped it (call again) else 0,
+-- Returns {status, holds returned, units returned, earliest remaining deadline or -1,
 --          holder_1, attempt_1, quantity_1, holder_2, ...  (expired committing holds)}
-local limit = inv_int(ARGV[1], 1, 'limit')
-local now = inv_now()
+-- where status is 'OK', or 'MORE' when the limit stopped it (call again).
+local limit = arg_int(ARGV[1], 1, 'limit')
+local now = now_ms()
 local n, units, more, offset = 0, 0, 0, 0
 local out = {}
 while true do
@@ -32,6 +32,8 @@ while true do
   end
   if more == 1 or offset >= limit then break end
 end
-local res = {n, units, inv_first(KEYS[2]), more}
+local status = 'OK'
+if more == 1 then status = 'MORE' end
+local res = {status, n, units, inv_first(KEYS[2])}
 for i = 1, #out do res[#res + 1] = out[i] end
 return res

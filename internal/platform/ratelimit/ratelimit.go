@@ -103,32 +103,46 @@ func (l *Limiter) Allow(ctx context.Context, key string) Decision {
 		l.results.WithLabelValues("failed_open").Inc()
 		return Decision{Allowed: true, FailedOpen: true}
 	}
-	if res[0] == 1 {
+	if res.allowed {
 		l.results.WithLabelValues("allowed").Inc()
-		return Decision{Allowed: true, Remaining: int(res[1])}
+		return Decision{Allowed: true, Remaining: int(res.remaining)}
 	}
 	l.results.WithLabelValues("limited").Inc()
-	return Decision{RetryAfter: time.Duration(res[2]) * time.Microsecond}
+	return Decision{RetryAfter: time.Duration(res.retryUs) * time.Microsecond}
 }
 
-func (l *Limiter) run(ctx context.Context, key string) ([]int64, error) {
-	call := func(ctx context.Context) ([]int64, error) {
+// scriptReply is ratelimit.lua's answer: {'OK', remaining, 0} or {'LIMITED', 0, retry µs}.
+type scriptReply struct {
+	allowed            bool
+	remaining, retryUs int64
+}
+
+func (l *Limiter) run(ctx context.Context, key string) (scriptReply, error) {
+	call := func(ctx context.Context) (scriptReply, error) {
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 		defer cancel()
-		return l.script.Run(ctx, l.rdb, []string{l.space.Key("rl:{", key, "}")},
-			l.interval, l.cfg.Burst, 1).Int64Slice()
+		v, err := l.script.Run(ctx, l.rdb, []string{l.space.Key("rl:{", key, "}")},
+			l.interval, l.cfg.Burst, 1).Slice()
+		if err != nil {
+			return scriptReply{}, err
+		}
+		return parseReply(v)
 	}
-	var (
-		res []int64
-		err error
-	)
 	if l.breaker != nil {
-		res, err = resilience.Do(l.breaker, ctx, call)
-	} else {
-		res, err = call(ctx)
+		return resilience.Do(l.breaker, ctx, call)
 	}
-	if err == nil && len(res) != 3 {
-		err = fmt.Errorf("ratelimit: unexpected reply %v", res)
+	return call(ctx)
+}
+
+func parseReply(v []any) (scriptReply, error) {
+	if len(v) != 3 {
+		return scriptReply{}, fmt.Errorf("ratelimit: unexpected reply %v", v)
 	}
-	return res, err
+	status, _ := v[0].(string)
+	remaining, ok1 := v[1].(int64)
+	retry, ok2 := v[2].(int64)
+	if (status != "OK" && status != "LIMITED") || !ok1 || !ok2 {
+		return scriptReply{}, fmt.Errorf("ratelimit: unexpected reply %v", v)
+	}
+	return scriptReply{allowed: status == "OK", remaining: remaining, retryUs: retry}, nil
 }
