@@ -33,7 +33,7 @@ func versionOf(t testing.TB, etag string) int64 {
 // The near-cache never serves a product more than its TTL after a write on another
 // replica returned, even when every invalidation message is lost: replica B does not
 // subscribe at all, while readers on B hammer the product and replica A rewrites its
-// price. Every read on B that started at least TTL after write k returned must show
+// price. Every read on B that started at least TTL after write k returned must see
 // version k or newer. The near-cache did serve (hits), so the bound is its own.
 func TestNearCacheNeverOlderThanTTLWithMessagesLost(t *testing.T) {
 	const ttl = 250 * time.Millisecond
