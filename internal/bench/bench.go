@@ -42,6 +42,9 @@ type Options struct {
 	Out              io.Writer // progress and results; nil = io.Discard
 	// Only, when not empty, runs just these steps (StepNames); the catalog is always loaded.
 	Only []string
+	// Scale sizes the scale curves (DefaultOptions: 100 000 holds and products in a full
+	// run, 10 000 in a quick one).
+	Scale ScaleOptions
 	// CPUProfile, when set, is where a CPU profile of the whole run (service and generator
 	// share the process) is written.
 	CPUProfile string
@@ -53,11 +56,12 @@ func DefaultOptions(quick bool) Options {
 	if quick {
 		return Options{Quick: true, OutDir: "bench/results", Concurrency: 64, Phase: 1500 * time.Millisecond,
 			Warmup: 200 * time.Millisecond, Products: 2000, VariantsPer: 2, FlashShoppers: 1000, FlashStock: 200,
-			CreationShoppers: 500, CartsPerWorker: 4, RedisBenchmarkN: 20000, Deadline: 100 * time.Second}
+			CreationShoppers: 500, CartsPerWorker: 4, RedisBenchmarkN: 20000, Deadline: 4 * time.Minute,
+			Scale: defaultScale(true)}
 	}
 	return Options{OutDir: "bench/results", Concurrency: 64, Phase: 10 * time.Second, Warmup: time.Second,
 		Products: 10000, VariantsPer: 2, FlashShoppers: 5000, FlashStock: 1000, CreationShoppers: 3000,
-		CartsPerWorker: 8, RedisBenchmarkN: 300000, Deadline: 15 * time.Minute}
+		CartsPerWorker: 8, RedisBenchmarkN: 300000, Deadline: 25 * time.Minute, Scale: defaultScale(false)}
 }
 
 // runner holds the state of one run.
@@ -99,6 +103,7 @@ var steps = []step{
 	{"catalog", "catalog read storm", (*runner).catalogStorm},
 	{"churn", "cart churn", (*runner).cartChurn},
 	{"journey", "full journey", (*runner).fullJourney},
+	{"scale", "scale curves", (*runner).scale},
 	{"bulk", "bulk stock sync", (*runner).bulkSync},
 	{"memory", "memory", (*runner).memory},
 }

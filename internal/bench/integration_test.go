@@ -86,7 +86,8 @@ func TestRunSmall(t *testing.T) {
 	ctx := context.Background()
 	opt := Options{OutDir: t.TempDir(), Concurrency: 8, Phase: 200 * time.Millisecond, Warmup: 20 * time.Millisecond,
 		Products: 300, VariantsPer: 2, FlashShoppers: 120, FlashStock: 30, CreationShoppers: 40, CartsPerWorker: 2,
-		RedisBenchmarkN: 2000, Deadline: 3 * time.Minute, Out: io.Discard}
+		RedisBenchmarkN: 2000, Deadline: 4 * time.Minute, Out: io.Discard,
+		Scale: ScaleOptions{Holds: []int{1, 50, 500}, Products: 300, Ops: 20}}
 	if testing.Verbose() {
 		opt.Out = os.Stdout
 	}
@@ -121,6 +122,14 @@ func TestRunSmall(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("step %q not measured", step)
+		}
+	}
+	if len(rep.Scale) != 5 {
+		t.Errorf("%d scale curves, want 5", len(rep.Scale))
+	}
+	for _, c := range rep.Scale {
+		if len(c.Points) < 2 || c.Growth == "" || c.Why == "" {
+			t.Errorf("scale curve %+v", c)
 		}
 	}
 	if f := rep.FlashSale; f != nil {

@@ -30,6 +30,8 @@ type Report struct {
 	Ratios    []Ratio        `json:"ratios"`
 	Targets   []Target       `json:"targets"`
 	Memory    []MemoryFigure `json:"memory"`
+	// Scale holds the scale curves: costs measured at growing sizes, with their growth.
+	Scale []ScaleCurve `json:"scale,omitempty"`
 	// Failed lists the steps that could not be measured, with the reason.
 	Failed   []string `json:"failed,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
@@ -321,6 +323,18 @@ func (r *Report) Markdown(w io.Writer) {
 			p("| %s | %.0f | %d | %d | %s |\n", x.What, x.Bytes, x.Keys, x.Units, x.Method)
 		}
 	}
+	if len(r.Scale) > 0 {
+		p("\n## Scale curves\n\nEach cost measured at growing sizes in this run; the growth is read off the points.\n")
+		for _, c := range r.Scale {
+			p("\n### %s\n\nGrowth: **%s**. Why: %s.\n\n| %s | p50 ms | p99 ms | ops | seconds | µs per item | errors | load | note |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+				c.Name, c.Growth, c.Why, c.SizeOf)
+			for _, x := range c.Points {
+				p("| %d | %s | %s | %s | %s | %s | %d | %s | %s |\n", x.Size, cell(x.P50ms, 2), cell(x.P99ms, 2),
+					cell(float64(x.Ops), 0), cell(x.Seconds, 2), cell(x.PerItemUs, 1), x.Errors, x.Load1,
+					strings.ReplaceAll(x.Note, "|", "\\|"))
+			}
+		}
+	}
 	table("Setup phases (not scenarios)", r.Setup)
 	if len(r.Failed) > 0 {
 		p("\n## Failed steps (not measured)\n\n")
@@ -361,3 +375,11 @@ func metCell(m *bool) string {
 
 // stampNow is the report date.
 func stampNow() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// cell prints v with prec decimals, or nothing for 0.
+func cell(v float64, prec int) string {
+	if v == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}

@@ -21,8 +21,9 @@ import (
 // fakeCatalog, fakeStock and fakePricer stand in for the other domains (never for
 // PostgreSQL or Redis, which are always the real services).
 type fakeCatalog struct {
-	mu sync.Mutex
-	m  map[uuid.UUID]VariantInfo
+	mu      sync.Mutex
+	m       map[uuid.UUID]VariantInfo
+	lookups map[uuid.UUID]int // how many times each variant was asked for
 }
 
 func (f *fakeCatalog) Variants(_ context.Context, ids []uuid.UUID) (map[uuid.UUID]VariantInfo, error) {
@@ -30,6 +31,9 @@ func (f *fakeCatalog) Variants(_ context.Context, ids []uuid.UUID) (map[uuid.UUI
 	defer f.mu.Unlock()
 	out := map[uuid.UUID]VariantInfo{}
 	for _, id := range ids {
+		if f.lookups != nil {
+			f.lookups[id]++
+		}
 		if v, ok := f.m[id]; ok {
 			out[id] = v
 		}

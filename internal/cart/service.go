@@ -172,10 +172,12 @@ func (s *Service) mutate(ctx context.Context, o Owner, sc *redis.Script, args ..
 	if err != nil {
 		return Cart{}, err
 	}
-	return s.priceReply(ctx, o, rep)
+	return s.priceReply(ctx, o, rep, nil)
 }
 
-func (s *Service) priceReply(ctx context.Context, o Owner, rep reply) (Cart, error) {
+// priceReply prices the cart state a script answered. known holds variants already read
+// for this request (they are not read again).
+func (s *Service) priceReply(ctx context.Context, o Owner, rep reply, known map[uuid.UUID]VariantInfo) (Cart, error) {
 	switch rep.code {
 	case codeLinesLimit:
 		return Cart{}, ErrTooManyLines
@@ -186,20 +188,21 @@ func (s *Service) priceReply(ctx context.Context, o Owner, rep reply) (Cart, err
 	if err != nil {
 		return Cart{}, err
 	}
-	c, _, err := s.price(ctx, o, st)
+	c, _, err := s.priceWith(ctx, o, st, known)
 	return c, err
 }
 
-// activeVariant returns ErrVariantNotFound unless id is a known, active variant.
-func (s *Service) activeVariant(ctx context.Context, id uuid.UUID) error {
+// activeVariant returns ErrVariantNotFound unless id is a known, active variant, and
+// what it read (for pricing the same request without reading it again).
+func (s *Service) activeVariant(ctx context.Context, id uuid.UUID) (map[uuid.UUID]VariantInfo, error) {
 	vs, err := s.catalog.Variants(ctx, []uuid.UUID{id})
 	if err != nil {
-		return fmt.Errorf("cart: look up variant: %w", err)
+		return nil, fmt.Errorf("cart: look up variant: %w", err)
 	}
 	if v, ok := vs[id]; !ok || !v.Active {
-		return ErrVariantNotFound
+		return nil, ErrVariantNotFound
 	}
-	return nil
+	return vs, nil
 }
 
 func (s *Service) available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
@@ -220,7 +223,8 @@ func (s *Service) Add(ctx context.Context, o Owner, variant uuid.UUID, qty int64
 	if qty < 1 || qty > MaxQuantity {
 		return Cart{}, ErrQuantity
 	}
-	if err := s.activeVariant(ctx, variant); err != nil {
+	known, err := s.activeVariant(ctx, variant)
+	if err != nil {
 		return Cart{}, err
 	}
 	av, err := s.available(ctx, []uuid.UUID{variant})
@@ -234,7 +238,7 @@ func (s *Service) Add(ctx context.Context, o Owner, variant uuid.UUID, qty int64
 	if rep.code == codeStock {
 		return Cart{}, stockError(variant, rep)
 	}
-	return s.priceReply(ctx, o, rep)
+	return s.priceReply(ctx, o, rep, known)
 }
 
 func stockError(variant uuid.UUID, rep reply) error {
@@ -257,7 +261,8 @@ func (s *Service) SetQuantity(ctx context.Context, o Owner, variant uuid.UUID, q
 	if qty < 0 || qty > MaxQuantity {
 		return Cart{}, ErrQuantity
 	}
-	if err := s.activeVariant(ctx, variant); err != nil {
+	known, err := s.activeVariant(ctx, variant)
+	if err != nil {
 		return Cart{}, err
 	}
 	av, err := s.available(ctx, []uuid.UUID{variant})
@@ -271,7 +276,7 @@ func (s *Service) SetQuantity(ctx context.Context, o Owner, variant uuid.UUID, q
 	if rep.code == codeStock {
 		return Cart{}, stockError(variant, rep)
 	}
-	return s.priceReply(ctx, o, rep)
+	return s.priceReply(ctx, o, rep, known)
 }
 
 // Remove deletes the line of variant (a line that is not there is not an error).
@@ -393,7 +398,7 @@ func (s *Service) Merge(ctx context.Context, customerID, sessionID string) (Cart
 	} else if res.code == codeLocked {
 		s.log.Warn("cart merge: session cart frozen by a checkout during the merge; left in place")
 	}
-	return s.priceReply(ctx, cust, rep)
+	return s.priceReply(ctx, cust, rep, nil)
 }
 
 // mergeMarker names the customer-cart field that records which version of a session cart
@@ -472,6 +477,12 @@ func validCheckoutID(id string) bool { return id != "" && len(id) <= 128 }
 // price computes the priced view of st: current catalog prices, the Pricer's discounts.
 // It also returns the visible lines as the Pricer saw them.
 func (s *Service) price(ctx context.Context, o Owner, st state) (Cart, []PriceLine, error) {
+	return s.priceWith(ctx, o, st, nil)
+}
+
+// priceWith is price reusing the variants of known (read earlier in the same request);
+// only the others are read from the catalog.
+func (s *Service) priceWith(ctx context.Context, o Owner, st state, known map[uuid.UUID]VariantInfo) (Cart, []PriceLine, error) {
 	cur := s.opts.Currency
 	c := Cart{ID: o.CartID(), Owner: o.Type, Coupon: st.coupon, LockedBy: st.lock, Lines: []PricedLine{},
 		Subtotal: money.Zero(cur), DiscountTotal: money.Zero(cur), Total: money.Zero(cur)}
@@ -483,13 +494,21 @@ func (s *Service) price(ctx context.Context, o Owner, st state) (Cart, []PriceLi
 	}
 	var lines []PriceLine
 	if len(st.lines) > 0 {
-		ids := make([]uuid.UUID, len(st.lines))
-		for i, l := range st.lines {
-			ids[i] = l.VariantID
+		ids := make([]uuid.UUID, 0, len(st.lines))
+		for _, l := range st.lines {
+			if _, ok := known[l.VariantID]; !ok {
+				ids = append(ids, l.VariantID)
+			}
 		}
-		vs, err := s.catalog.Variants(ctx, ids)
-		if err != nil {
-			return Cart{}, nil, fmt.Errorf("cart: price: %w", err)
+		vs := map[uuid.UUID]VariantInfo{}
+		if len(ids) > 0 {
+			var err error
+			if vs, err = s.catalog.Variants(ctx, ids); err != nil {
+				return Cart{}, nil, fmt.Errorf("cart: price: %w", err)
+			}
+		}
+		for id, v := range known {
+			vs[id] = v
 		}
 		for _, l := range st.lines {
 			v, ok := vs[l.VariantID]
