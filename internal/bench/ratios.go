@@ -6,6 +6,9 @@ import "fmt"
 
 func (r *runner) ratios() {
 	add := func(name string, s, b *Result, target float64) {
+		if len(r.opt.Only) > 0 && (s == nil || b == nil) {
+			return // a partial run (--only) that did not select both sides
+		}
 		r.rep.Ratios = append(r.rep.Ratios, newRatio(name, s, b, target))
 	}
 	evalName := "raw EVALSHA reserve (redis-benchmark)"
