@@ -42,6 +42,8 @@ type Options struct {
 	Out              io.Writer // progress and results; nil = io.Discard
 	// Only, when not empty, runs just these steps (StepNames); the catalog is always loaded.
 	Only []string
+	// BulkSKUs is the size of the bulk stock sync (0: 100 000, or 20 000 quick).
+	BulkSKUs int
 	// Scale sizes the scale curves (DefaultOptions: 100 000 holds and products in a full
 	// run, 10 000 in a quick one).
 	Scale ScaleOptions

@@ -69,7 +69,8 @@ func baseConfig() app.Config {
 		SessionTTL: time.Hour, CustomerCartTTL: time.Hour, ProductTTL: time.Hour, DiscountTTL: time.Hour,
 		IdempotencyTTL: time.Hour, SessionsPerMinute: 60, RateLimitPerSec: 50, WarmProductsCron: "0 */6 * * *",
 		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
-		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second}
+		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second,
+		NearCacheTTL: time.Second, NearCacheMaxEntries: 1000, NearCacheMaxBytes: 16 << 20}
 	if addrs := testenv.RedisAddrs(); len(addrs) > 1 {
 		cfg.RedisAddrs = addrs
 	} else {
@@ -87,7 +88,7 @@ func TestRunSmall(t *testing.T) {
 	opt := Options{OutDir: t.TempDir(), Concurrency: 8, Phase: 200 * time.Millisecond, Warmup: 20 * time.Millisecond,
 		Products: 300, VariantsPer: 2, FlashShoppers: 120, FlashStock: 30, CreationShoppers: 40, CartsPerWorker: 2,
 		RedisBenchmarkN: 2000, Deadline: 4 * time.Minute, Out: io.Discard,
-		Scale: ScaleOptions{Holds: []int{1, 50, 500}, Products: 300, Ops: 20}}
+		Scale: ScaleOptions{Holds: []int{1, 50, 500}, Products: 300, Ops: 20}, BulkSKUs: 500}
 	if testing.Verbose() {
 		opt.Out = os.Stdout
 	}

@@ -20,9 +20,12 @@ func (r *runner) bulkSync(ctx context.Context) error {
 	if err := r.needs("POST " + inventory.BulkPath); err != nil {
 		return err
 	}
-	n := 100_000
-	if r.opt.Quick {
-		n = 20_000
+	n := r.opt.BulkSKUs
+	if n <= 0 {
+		n = 100_000
+		if r.opt.Quick {
+			n = 20_000
+		}
 	}
 	pool := r.env.App.Pool
 	pid := uuid.New()

@@ -251,15 +251,18 @@ func (s *Store) ProductsOfVariants(ctx context.Context, variantIDs []uuid.UUID) 
 // ordered by created_at then id, and how many match in total. q must be valid (Page ≥ 1,
 // PerPage ≥ 1); a page past the end is empty.
 func (s *Store) ListActive(ctx context.Context, q ListQuery) (Page, error) {
+	// The page's ids come from the listing index alone (OFFSET walks index entries, not
+	// products); only the PerPage products of the page are built with their variants.
 	var (
 		countSQL = `SELECT count(*) FROM products WHERE status = 'active'`
-		pageSQL  = productSelect + ` WHERE p.status = 'active' ORDER BY p.created_at, p.id LIMIT $1 OFFSET $2`
-		args     = []any{}
+		pageSQL  = productSelect + ` WHERE p.id IN (SELECT id FROM products WHERE status = 'active'
+		          ORDER BY created_at, id LIMIT $1 OFFSET $2) ORDER BY p.created_at, p.id`
+		args = []any{}
 	)
 	if q.Category != "" {
 		countSQL += ` AND category = $1`
-		pageSQL = productSelect + ` WHERE p.status = 'active' AND p.category = $3
-		          ORDER BY p.created_at, p.id LIMIT $1 OFFSET $2`
+		pageSQL = productSelect + ` WHERE p.id IN (SELECT id FROM products WHERE status = 'active' AND category = $3
+		          ORDER BY created_at, id LIMIT $1 OFFSET $2) ORDER BY p.created_at, p.id`
 		args = append(args, q.Category)
 	}
 	var pg Page
