@@ -28,7 +28,10 @@ func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { c.all.Add(int64(len(cmds))); return next(ctx, cmds) }
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.all.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
 }
 
 // A cart mutation runs one script and reads each variant from the catalog once: adding
