@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"commerce/internal/inventory"
 	"commerce/internal/platform/auth"
@@ -24,6 +26,7 @@ import (
 	"commerce/internal/platform/db"
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/rkey"
+	"commerce/internal/platform/tracing"
 )
 
 // App is one running replica of the service.
@@ -38,6 +41,7 @@ type App struct {
 	Space rkey.Space
 	Reg   *prometheus.Registry
 	Stats *cachestats.Registry
+	tp    trace.TracerProvider // nil: tracing off
 	Echo  *echo.Echo
 
 	Sessions *auth.Sessions
@@ -49,16 +53,41 @@ type App struct {
 
 // New connects to PostgreSQL and Redis, applies migrations when configured, seeds the demo
 // catalog when asked, and builds every service and route. It does not serve yet.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	a := &App{cfg: cfg, log: log, Space: rkey.Space(cfg.RedisPrefix), Reg: prometheus.NewRegistry()}
 	a.Reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Stats = cachestats.New(a.Reg)
 
-	pool, err := db.OpenWithTimeout(ctx, cfg.DatabaseURL, cfg.PGMaxConns, cfg.PGTimeout)
+	// Tracing: only when asked (an OTLP endpoint, or a provider from the caller); off,
+	// nothing of it is installed.
+	a.tp = o.tracerProvider
+	if a.tp == nil && cfg.TracingEnabled() {
+		tp, err := tracing.NewOTLP(ctx, "commerce")
+		if err != nil {
+			return nil, err
+		}
+		a.tp = tp
+		a.closers = append(a.closers, tp.Shutdown)
+	}
+	var poolOpts []func(*pgxpool.Config)
+	if a.tp != nil {
+		tracing.SetGlobals(a.tp)
+		log = slog.New(tracing.LogHandler{Handler: log.Handler()})
+		a.log = log
+		tracer := tracing.PgxTracer(a.tp)
+		poolOpts = append(poolOpts, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
+	}
+
+	pool, err := db.OpenWithTimeout(ctx, cfg.DatabaseURL, cfg.PGMaxConns, cfg.PGTimeout, poolOpts...)
 	if err != nil {
+		a.Close(ctx)
 		return nil, err
 	}
 	a.Pool = pool
@@ -83,6 +112,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	} else if cdb != nil {
 		a.Cache = cdb
 		a.closers = append(a.closers, func(context.Context) error { return cdb.Close() })
+	}
+	if a.tp != nil {
+		for _, c := range uniqueClients(a.Redis, a.Cache) {
+			if err := tracing.InstrumentRedis(c, a.tp); err != nil {
+				a.Close(ctx)
+				return nil, err
+			}
+		}
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		log.Warn("redis is not reachable at start; serving degraded until it is", slog.String("error", err.Error()))
@@ -117,10 +154,36 @@ func (a *App) newEcho() *echo.Echo {
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
+	if a.tp != nil {
+		e.Use(tracing.Echo(a.tp, "commerce")...)
+	}
 	e.Use(httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg)),
 		exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
 	registerOps(e, a.Pool, a.Redis, a.Reg)
 	return e
+}
+
+// Option changes how New builds the App.
+type Option func(*options)
+
+type options struct {
+	tracerProvider trace.TracerProvider
+}
+
+// WithTracerProvider traces with tp (tests use the SDK's in-memory exporter) instead of
+// the OTLP exporter that OTEL_EXPORTER_OTLP_ENDPOINT turns on.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
+}
+
+func uniqueClients(cs ...redis.UniversalClient) []redis.UniversalClient {
+	var out []redis.UniversalClient
+	for _, c := range cs {
+		if c != nil && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // streamingRoutes read large bodies as a stream and set their own body limit and

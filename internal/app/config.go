@@ -61,6 +61,11 @@ type Config struct {
 	ProductTTL      time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
 	DiscountTTL     time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
 	IdempotencyTTL  time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// Tracing is on when an OTLP endpoint is set (the other OTEL_* variables are read by
+	// the OpenTelemetry SDK itself) and OTEL_SDK_DISABLED is not true.
+	OTLPEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTLPTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED"`
 	// EventsMaxLen is the retention of the events:orders stream: each XADD trims it to
 	// about this many entries (docs/events.md).
 	EventsMaxLen int64 `env:"EVENTS_MAXLEN" envDefault:"100000"`
@@ -222,7 +227,8 @@ func (c Config) Validate() error {
 // LogValue prints the configuration with secrets masked (slog.LogValuer).
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("env", c.Env), slog.String("http_addr", c.HTTPAddr),
+		slog.String("env", c.Env), slog.String("http_addr", c.HTTPAddr), slog.Bool("tracing", c.TracingEnabled()),
+		slog.Int64("events_maxlen", c.EventsMaxLen),
 		slog.String("database_url", maskURL(c.DatabaseURL)), slog.String("redis_url", maskURL(c.RedisURL)),
 		slog.Any("redis_addrs", c.RedisAddrs), slog.String("redis_password", mask(c.RedisPassword)),
 		slog.String("redis_prefix", c.RedisPrefix), slog.Any("redis_sentinel_addrs", c.RedisSentinelAddrs),
@@ -259,4 +265,9 @@ func maskURL(raw string) string {
 		}
 	}
 	return u.String()
+}
+
+// TracingEnabled reports whether spans are exported (an OTLP endpoint is configured).
+func (c Config) TracingEnabled() bool {
+	return !c.OTelSDKDisabled && (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "")
 }

@@ -26,10 +26,15 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 // OpenWithTimeout is Open with a server-side bound on every statement (statement_timeout)
 // and on a transaction left idle (idle_in_transaction_session_timeout), so a stuck query
 // or a crashed caller cannot hold locks for longer than timeout (0: no bound).
-func OpenWithTimeout(ctx context.Context, url string, maxConns int32, timeout time.Duration) (*pgxpool.Pool, error) {
+// Each of opts may change the configuration before the pool is made (a query tracer).
+func OpenWithTimeout(ctx context.Context, url string, maxConns int32, timeout time.Duration,
+	opts ...func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
