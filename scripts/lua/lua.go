@@ -58,16 +58,3 @@ func read(name string) string {
 	}
 	return string(b)
 }
-
-// Names lists the embedded scripts (file names without .lua), sorted.
-func Names() []string {
-	entries, err := files.ReadDir(".")
-	if err != nil {
-		panic(fmt.Sprintf("lua: %v", err))
-	}
-	out := make([]string, 0, len(entries))
-	for _, e := range entries {
-		out = append(out, strings.TrimSuffix(e.Name(), ".lua"))
-	}
-	return out
-}

@@ -91,22 +91,19 @@ func InstrumentRedis(rdb redis.UniversalClient, tp trace.TracerProvider) error {
 	return nil
 }
 
-// scriptNames maps the SHA-1 of every script the service runs to its name: each embedded
-// script alone, and each prefixed by a library (<x>_lib, joined with a newline), which is
-// how inventory and cart build theirs.
+// scriptLibs are the libraries callers give lua.Source besides the base one
+// (inventory's and cart's scripts are built with theirs).
+var scriptLibs = []string{"inv_lib", "cart_lib"}
+
+// scriptNames maps the SHA-1 of every script text the service sends to the script's name:
+// each embedded script alone and with each of scriptLibs.
 var scriptNames = func() map[string]string {
-	names := lua.Names()
-	m := make(map[string]string, len(names)*2)
+	m := map[string]string{}
 	sum := func(src string) string { h := sha1.Sum([]byte(src)); return hex.EncodeToString(h[:]) } //nolint:gosec
-	for _, n := range names {
+	for _, n := range lua.Names() {
 		m[sum(lua.Source(n))] = n
-	}
-	for _, lib := range names {
-		if !strings.HasSuffix(lib, "_lib") {
-			continue
-		}
-		for _, n := range names {
-			m[sum(lua.Source(lib)+"\n"+lua.Source(n))] = n
+		for _, lib := range scriptLibs {
+			m[sum(lua.Source(n, lib))] = n
 		}
 	}
 	return m
