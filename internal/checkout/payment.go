@@ -133,7 +133,12 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 			if in, err = s.retrieve(ctx, c.PaymentIntentID); err != nil {
 				return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment provider: %w", err)))
 			}
-		case payment.StatusRequiresPaymentMethod, payment.StatusRequiresConfirmation:
+		case payment.StatusRequiresPaymentMethod, payment.StatusRequiresConfirmation, payment.StatusRequiresAction:
+			if in.Status == payment.StatusRequiresAction && (method == "" || confirmed) {
+				// Waiting for the shopper's authentication (a new payment method may
+				// replace it: confirmed below).
+				return s.backToAwaitingStatus(ctx, c, PaymentStatus(in.Status), actionRequired(in))
+			}
 			if unknown && in.DeclineReason == "" {
 				// Our confirmation's outcome was unknown and the intent shows no attempt:
 				// it did not reach the provider. Not a decline: the caller retries.
@@ -175,8 +180,6 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 					return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment provider: %w", err)))
 				}
 			}
-		case payment.StatusRequiresAction:
-			return s.backToAwaitingStatus(ctx, c, PaymentStatus(in.Status), actionRequired(in))
 		case payment.StatusProcessing:
 			return s.backToAwaitingStatus(ctx, c, PaymentStatus(in.Status), ErrPaymentProcessing)
 		case payment.StatusCanceled:

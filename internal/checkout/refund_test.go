@@ -256,6 +256,16 @@ func TestPaymentFlows(t *testing.T) {
 		if r := ev.do(http.MethodPost, completePath(co.ID), `{}`, ev.who(me)); r.status != http.StatusPaymentRequired {
 			t.Fatalf("complete before authenticating: %d %s", r.status, r.body)
 		}
+		// Another payment method replaces the one that needs authentication.
+		me2 := customerOwner("threeds-switch")
+		ev.add(me2, v, 1)
+		co2 := ev.createCheckout(me2)
+		if r := ev.do(http.MethodPost, completePath(co2.ID), `{"payment_token":"tok_3ds"}`, ev.who(me2)); r.status != http.StatusPaymentRequired {
+			t.Fatalf("3DS: %d %s", r.status, r.body)
+		}
+		if r := ev.do(http.MethodPost, completePath(co2.ID), tokOK, ev.who(me2)); r.status != http.StatusOK {
+			t.Fatalf("another method after 3DS: %d %s", r.status, r.body)
+		}
 		// The storefront finishes the challenge (Stripe.js); complete places the order.
 		if _, err := ev.pay.ConfirmClientSide(co.PaymentIntent.ID, checkout.Token3DS); err != nil {
 			t.Fatal(err)
