@@ -326,11 +326,15 @@ func (r *Report) Markdown(w io.Writer) {
 	if len(r.Scale) > 0 {
 		p("\n## Scale curves\n\nEach cost measured at growing sizes in this run; the growth is read off the points.\n")
 		for _, c := range r.Scale {
-			p("\n### %s\n\nGrowth: **%s**. Why: %s.\n\n| %s | p50 ms | p99 ms | ops | seconds | µs per item | errors | load | note |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+			p("\n### %s\n\nGrowth: **%s**. Why: %s.\n\n| %s | p50 ms | p99 ms | ops | seconds | µs per item | Redis calls ≥ 10 ms | errors | load | note |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
 				c.Name, c.Growth, c.Why, c.SizeOf)
 			for _, x := range c.Points {
-				p("| %d | %s | %s | %s | %s | %s | %d | %s | %s |\n", x.Size, cell(x.P50ms, 2), cell(x.P99ms, 2),
-					cell(float64(x.Ops), 0), cell(x.Seconds, 2), cell(x.PerItemUs, 1), x.Errors, x.Load1,
+				slow := ""
+				if x.SlowCalls != nil {
+					slow = strconv.Itoa(*x.SlowCalls)
+				}
+				p("| %d | %s | %s | %s | %s | %s | %s | %d | %s | %s |\n", x.Size, cell(x.P50ms, 2), cell(x.P99ms, 2),
+					cell(float64(x.Ops), 0), cell(x.Seconds, 2), cell(x.PerItemUs, 1), slow, x.Errors, x.Load1,
 					strings.ReplaceAll(x.Note, "|", "\\|"))
 			}
 		}

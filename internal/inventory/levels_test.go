@@ -55,15 +55,21 @@ func TestLevelsPageAndKeptTotal(t *testing.T) {
 		t.Fatalf("count %d after a release and a sale, want 248", l.HoldsCount)
 	}
 
-	// A held hash without the kept total (written before it existed) gets it back.
+	// A held hash without the kept total (holds written before it existed) still reads
+	// right, and the next change keeps it again, counted from every hold.
 	k := s.r.keys(id)
 	if err := e.rdb.HDel(ctx, k.held, "#sum").Err(); err != nil {
 		t.Fatal(err)
 	}
 	wantLevels(t, s, id, 10_000-1, 10_000-1-held, held)
+	if _, err := s.Release(ctx, "h003", []uuid.UUID{id}); err != nil {
+		t.Fatal(err)
+	}
+	held -= 1 + 3%3
 	if v, err := e.rdb.HGet(ctx, k.held, "#sum").Int64(); err != nil || v != held {
 		t.Fatalf("kept total %d %v, want %d", v, err, held)
 	}
+	wantLevels(t, s, id, 10_000-1, 10_000-1-held, held)
 
 	// Releasing every hold leaves no held hash behind.
 	for i := 2; i < 250; i++ {

@@ -18,28 +18,33 @@
 -- the field of the held hash that keeps the total of its quantities
 local INV_SUM = '#sum'
 
--- adds d to the held total (the field goes away with the last hold)
-local function inv_sum_add(kheld, d)
-  if d == 0 then return end
-  if redis.call('HINCRBY', kheld, INV_SUM, d) == 0 then redis.call('HDEL', kheld, INV_SUM) end
-end
-
--- the total held, recomputed from every hold (O(holds)): it also repairs the kept total
-local function inv_sum(kheld)
-  local s, n = 0, 0
+-- the total of the held hash's quantities counted one by one (O(holds); writes nothing)
+local function inv_sum_all(kheld)
+  local s = 0
   local all = redis.call('HGETALL', kheld)
   for i = 1, #all, 2 do
-    if all[i] ~= INV_SUM then
-      s = s + tonumber(all[i + 1])
-      n = n + 1
-    end
-  end
-  if n > 0 then
-    redis.call('HSET', kheld, INV_SUM, s)
-  elseif #all > 0 then
-    redis.call('HDEL', kheld, INV_SUM)
+    if all[i] ~= INV_SUM then s = s + tonumber(all[i + 1]) end
   end
   return s
+end
+
+-- the total held: the kept total (O(1)), or, for holds written before it was kept, the
+-- count one by one (writes nothing)
+local function inv_sum(kheld)
+  local t = redis.call('HGET', kheld, INV_SUM)
+  if t then return tonumber(t) end
+  return inv_sum_all(kheld)
+end
+
+-- keeps the total after a quantity changed by d (call it after the change): adds d, or
+-- counts the total once when it is not kept yet; the field goes away with the last hold
+local function inv_sum_add(kheld, d)
+  if redis.call('HEXISTS', kheld, INV_SUM) == 1 then
+    if d ~= 0 and redis.call('HINCRBY', kheld, INV_SUM, d) == 0 then redis.call('HDEL', kheld, INV_SUM) end
+    return
+  end
+  local t = inv_sum_all(kheld)
+  if t > 0 then redis.call('HSET', kheld, INV_SUM, t) end
 end
 
 -- the attempt recorded by a committing hold's marker, or nil

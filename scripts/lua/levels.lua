@@ -10,15 +10,7 @@ if page > 100 then bad_arg('page size') end
 local cur = redis.call('GET', KEYS[1])
 if not cur then return {'MISSING'} end
 local count = redis.call('ZCARD', KEYS[2])
-local total = redis.call('HGET', KEYS[3], INV_SUM)
-if total then
-  total = tonumber(total)
-elseif redis.call('EXISTS', KEYS[3]) == 1 then
-  -- holds written before the total was kept: compute it once, then it is kept
-  total = inv_sum(KEYS[3])
-else
-  total = 0
-end
+local total = inv_sum(KEYS[3])
 local res = {'OK', tonumber(cur), total, count}
 if page == 0 then return res end
 local hs = redis.call('ZRANGE', KEYS[2], 0, page - 1, 'WITHSCORES')

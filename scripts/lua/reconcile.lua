@@ -1,5 +1,6 @@
 -- reconcile: repair the counter from a PostgreSQL read (on_hand, version) made BEFORE
--- this script runs. If an operation newer than that read already reached the counter,
+-- this script runs (O(1): the held total is kept). If an operation newer than that read
+-- already reached the counter,
 -- the read is stale and nothing is written; otherwise avail = on_hand - sum(held).
 -- KEYS[1] avail, KEYS[2] holds, KEYS[3] held, KEYS[4] ver
 -- ARGV[1] on_hand (>= 0); ARGV[2] version (>= 1); ARGV[3] '1' = dry run (write nothing)
