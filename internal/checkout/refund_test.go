@@ -349,27 +349,40 @@ func TestPaymentFlows(t *testing.T) {
 	})
 }
 
-// TestEndedPaidCheckoutIsRefunded: a checkout whose intent the storefront paid but which
-// expired before anyone completed it (its stock went back) is refunded by the relay,
-// once; an unpaid one is voided.
+// TestEndedPaidCheckoutIsRefunded: a due checkout whose intent the storefront paid is
+// completed by the sweep instead of expired; an unpaid one expires and its intent is
+// voided; one whose intent is paid after it ended (cancelled) is refunded by the relay,
+// once.
 func TestEndedPaidCheckoutIsRefunded(t *testing.T) {
 	t.Parallel()
 	ev := newEnv(t)
 	v := ev.variant(5, 1300)
-	paid, unpaid := customerOwner("paid-late"), customerOwner("walked-away")
+	paid, unpaid, late := customerOwner("paid-late"), customerOwner("walked-away"), customerOwner("paid-too-late")
 	ev.add(paid, v, 1)
 	ev.add(unpaid, v, 1)
-	c1, c2 := ev.createCheckout(paid), ev.createCheckout(unpaid)
+	ev.add(late, v, 1)
+	c1, c2, c3 := ev.createCheckout(paid), ev.createCheckout(unpaid), ev.createCheckout(late)
 	if _, err := ev.pay.ConfirmClientSide(c1.PaymentIntent.ID, checkout.TokenOK); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ev.pool.Exec(ev.ctx, `UPDATE checkouts SET expires_at = now() - interval '1 second'`); err != nil {
+	if _, err := ev.pool.Exec(ev.ctx, `UPDATE checkouts SET expires_at = now() - interval '1 second' WHERE id = ANY($1)`,
+		[]uuid.UUID{c1.ID, c2.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := ev.svc.ExpireDue(ev.ctx); err != nil || n != 2 {
-		t.Fatalf("expired %d: %v", n, err)
+	if n, err := ev.svc.ExpireDue(ev.ctx); err != nil || n != 1 {
+		t.Fatalf("expired %d (want 1: the paid one completes): %v", n, err)
 	}
-	ev.wantLevels(v, 5, 5, 0)
+	if n := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, c1.ID); n != 1 {
+		t.Fatal("the paid checkout was not completed by the sweep")
+	}
+	// The third is cancelled by its owner, and then paid in the storefront anyway.
+	if r := ev.do(http.MethodPost, cancelPath(c3.ID), "", ev.who(late)); r.status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	if _, err := ev.pay.ConfirmClientSide(c3.PaymentIntent.ID, checkout.TokenOK); err != nil {
+		t.Fatal(err)
+	}
+	ev.wantLevels(v, 4, 4, 0)
 	for i := 0; i < 2; i++ {
 		if _, err := ev.svc.RelayPayments(ev.ctx); err != nil {
 			t.Fatal(err)
@@ -380,7 +393,7 @@ func TestEndedPaidCheckoutIsRefunded(t *testing.T) {
 		t.Fatalf("%d refunds, want 1", len(rs))
 	}
 	for _, r := range rs {
-		if r.IntentID != c1.PaymentIntent.ID || r.Amount.Amount != 1300 {
+		if r.IntentID != c3.PaymentIntent.ID || r.Amount.Amount != 1300 {
 			t.Fatalf("refund %+v", r)
 		}
 	}

@@ -896,7 +896,9 @@ func (s *Service) Orders(ctx context.Context, customerID string, page, perPage i
 
 // ExpireDue expires the checkouts (reserving or awaiting_payment) past CheckoutTTL:
 // each moves to expired, its holds are released and its cart unfrozen. It returns how
-// many it expired. A checkout a complete claims first is left to it.
+// many it expired. A checkout a complete claims first is left to it, and one whose intent
+// the provider says is paid is completed instead (its stock taken again if it allows).
+// Expiring a checkout with an intent decides its void.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	n := 0
 	for round := 0; round < 100; round++ {
@@ -904,8 +906,12 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		progress := 0
+		progress, settled := 0, 0
 		for _, c := range due {
+			if s.paidMeanwhile(ctx, c) {
+				settled++ // completed instead: the shopper paid in the storefront
+				continue
+			}
 			if _, err := s.finish(ctx, c, StateExpired, change{}); err != nil {
 				var se *stateError
 				if errors.As(err, &se) {
@@ -917,11 +923,28 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		}
 		n += progress
 		s.m.expired.Add(float64(progress))
-		if len(due) < batch || progress == 0 {
+		if len(due) < batch || progress+settled == 0 {
 			return n, nil
 		}
 	}
 	return n, nil
+}
+
+// paidMeanwhile places the order of a due checkout whose intent the storefront paid
+// (client-side confirmation) without a complete or webhook reaching us yet, and reports
+// whether it did. Anything else (not paid, provider unreachable) leaves it to expire; the
+// expiry then voids the intent, refunding it if it took money after all.
+func (s *Service) paidMeanwhile(ctx context.Context, c Checkout) bool {
+	if c.State != StateAwaitingPayment || c.PaymentIntentID == "" || c.PaymentStatus == PaymentFailed {
+		return false
+	}
+	if err := s.settle(ctx, c.PaymentIntentID); err != nil {
+		s.log.Warn("checkout: expiry: settle payment", slog.String("checkout", c.ID.String()),
+			slog.String("error", err.Error()))
+		return false
+	}
+	now, err := s.st.get(ctx, c.ID)
+	return err == nil && now.State == StateCompleted
 }
 
 // RecoverStats says what Recover did.
