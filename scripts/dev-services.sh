@@ -301,6 +301,8 @@ ensure_redis() {
 # ensure_tools installs the programs the tests and the service need besides Go and make.
 # One `need <command> <debian package>...` line per tool.
 ensure_tools() {
+	# The go command downloads modules over TLS: a minimal Debian has no CA certificates.
+	[ -e /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
 	# go test -race needs cgo: a C compiler and the C library headers.
 	need gcc gcc libc6-dev
 	[ -e /usr/include/stdlib.h ] || apt_install libc6-dev
