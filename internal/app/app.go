@@ -25,6 +25,7 @@ import (
 	"commerce/internal/platform/cachestats"
 	"commerce/internal/platform/db"
 	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/ratelimit"
 	"commerce/internal/platform/rkey"
 	"commerce/internal/platform/tracing"
 )
@@ -46,6 +47,7 @@ type App struct {
 
 	Sessions *auth.Sessions
 	Tokens   *auth.Tokens
+	routes   *httpx.Routes
 
 	domains domains
 	closers []func(context.Context) error
@@ -135,7 +137,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Ap
 	}
 
 	a.Tokens = auth.NewTokens(cfg.JWTSecret)
+	if cfg.AuthMaxTokenTTL > 0 {
+		a.Tokens.MaxTTL = cfg.AuthMaxTokenTTL
+	}
 	a.Sessions = auth.NewSessions(rdb, a.Space, cfg.SessionTTL, cfg.SessionsPerMinute)
+	a.Sessions.SetSecret(cfg.JWTSecret)
 
 	a.Echo = a.newEcho()
 	if err := a.wireDomains(ctx); err != nil {
@@ -149,16 +155,19 @@ func (a *App) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpx.ErrorHandler(a.log)
-	if a.cfg.TrustProxyHeaders {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	} else {
-		e.IPExtractor = echo.ExtractIPDirect()
-	}
+	trusted, _ := httpx.ParseTrustedProxies(a.cfg.TrustedProxies) // checked by Validate
+	e.IPExtractor = httpx.ClientIP(trusted)
+	a.routes = httpx.NewRoutes(e)
+	// Order: the per-address ceiling runs before anything that costs Redis calls or
+	// cryptography (sessions, tokens, the admin token), on every path.
 	if a.tp != nil {
 		e.Use(tracing.Echo(a.tp, "commerce")...)
 	}
-	e.Use(httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg)),
-		exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
+	e.Pre(httpx.HeadAsGet())
+	e.Use(httpx.RestoreHead(), httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg), a.routes),
+		httpx.SecurityHeaders(),
+		ratelimit.NewAddress(float64(a.cfg.RateLimitPerAddress), 2*a.cfg.RateLimitPerAddress, a.Reg).Middleware(),
+		a.routes.MethodNotAllowed(), httpx.QueryStorable(), exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
 	registerOps(e, a.Pool, a.Redis, a.Reg)
 	return e
 }

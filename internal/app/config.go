@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"commerce/internal/platform/httpx"
 )
 
 // Config is the whole configuration of the service. cmd/commerce fills it from the
@@ -39,10 +41,16 @@ type Config struct {
 	RedisCacheURL   string   `env:"REDIS_CACHE_URL"`
 	RedisCacheAddrs []string `env:"REDIS_CACHE_ADDRS" envSeparator:","`
 
-	AdminToken        string `env:"ADMIN_TOKEN"`
-	JWTSecret         string `env:"AUTH_JWT_SECRET"`
-	WebhookSecret     string `env:"PAYMENT_WEBHOOK_SECRET"`
-	TrustProxyHeaders bool   `env:"TRUST_PROXY_HEADERS" envDefault:"false"`
+	AdminToken      string        `env:"ADMIN_TOKEN"`
+	JWTSecret       string        `env:"AUTH_JWT_SECRET"`
+	AuthMaxTokenTTL time.Duration `env:"AUTH_MAX_TOKEN_TTL" envDefault:"24h"`
+	WebhookSecret   string        `env:"PAYMENT_WEBHOOK_SECRET"`
+	// TrustedProxies are the CIDRs of the proxies in front of the service; the client
+	// address is the right-most X-Forwarded-For hop outside them. Empty: the peer address.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
+	// TrustProxyHeaders is the retired boolean; setting it is a configuration error that
+	// points to TRUSTED_PROXIES.
+	TrustProxyHeaders bool `env:"TRUST_PROXY_HEADERS"`
 
 	// PaymentProvider: stripe, or test (the built-in provider: takes no money). Required
 	// outside development, where it defaults to test.
@@ -75,6 +83,12 @@ type Config struct {
 	IdempotencyMaxKeys          int `env:"IDEMPOTENCY_MAX_KEYS" envDefault:"1000"`
 	SessionsPerMinute           int `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
 	RateLimitPerSec             int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
+	// RateLimitPerAddress is the ceiling of all requests from one client address per
+	// second (burst twice that), whatever sessions or tokens they carry; 0 turns it off.
+	RateLimitPerAddress int `env:"RATE_LIMIT_PER_ADDRESS" envDefault:"200"`
+	// AdminFailuresPerMinute is how many failed admin authentications one address may
+	// make per minute (then 429); 0 turns the limit off.
+	AdminFailuresPerMinute int `env:"ADMIN_FAILURES_PER_MINUTE" envDefault:"10"`
 
 	// The in-process near-cache of products: entries live NEAR_CACHE_TTL after they were
 	// read (0 turns it off), at most NEAR_CACHE_MAX_ENTRIES products and
@@ -218,6 +232,21 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("REDIS_CACHE: %w", err))
 		}
 	}
+	if c.RateLimitPerAddress < 0 || c.RateLimitPerAddress > 1_000_000 {
+		errs = append(errs, errors.New("RATE_LIMIT_PER_ADDRESS must be between 0 (off) and 1000000"))
+	}
+	if c.AdminFailuresPerMinute < 0 {
+		errs = append(errs, errors.New("ADMIN_FAILURES_PER_MINUTE must not be negative (0: off)"))
+	}
+	if c.AuthMaxTokenTTL < 0 {
+		errs = append(errs, errors.New("AUTH_MAX_TOKEN_TTL must not be negative (0: the 24h default)"))
+	}
+	if c.TrustProxyHeaders {
+		errs = append(errs, errors.New("TRUST_PROXY_HEADERS is replaced by TRUSTED_PROXIES, a list of the proxies' CIDRs"))
+	}
+	if _, err := httpx.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
 	if c.PGMaxConns < 1 || c.RedisPoolSize < 1 {
 		errs = append(errs, errors.New("PG_MAX_CONNS and REDIS_POOL_SIZE must be positive"))
 	}
@@ -239,6 +268,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("payment_webhook_secret", mask(c.WebhookSecret)),
 		slog.String("payment_provider", c.Provider()), slog.String("stripe_secret_key", mask(c.StripeSecretKey)),
 		slog.String("stripe_webhook_secret", mask(c.StripeWebhookSecret)), slog.String("stripe_api_base", c.StripeAPIBase),
+		slog.Any("trusted_proxies", c.TrustedProxies), slog.Int("rate_limit_per_address", c.RateLimitPerAddress),
 		slog.Bool("migrate_on_start", c.MigrateOnStart), slog.Bool("seed_demo", c.SeedDemo),
 		slog.String("currency", c.Currency), slog.Duration("hold_ttl", c.HoldTTL),
 		slog.Duration("checkout_ttl", c.CheckoutTTL), slog.Duration("sweep_interval", c.SweepInterval),

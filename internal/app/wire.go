@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/pgxpoolprometheus"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"commerce/internal/cart"
 	"commerce/internal/catalog"
@@ -187,7 +188,14 @@ func (a *App) wireDomains(ctx context.Context) error {
 		}
 	})
 	v1.POST("/sessions", sessionHandler(a))
-	adm := a.Echo.Group("/admin", auth.RequireAdmin(cfg.AdminToken))
+	v1.DELETE("/sessions", auth.RevokeHandler(a.Sessions))
+	adminAuth := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_admin_auth_failures_total",
+		Help: "Failed admin authentications (failed), and attempts refused because the address failed too often (limited)."},
+		[]string{"result"})
+	a.Reg.MustRegister(adminAuth)
+	adm := a.Echo.Group("/admin", auth.RequireAdminGuarded(cfg.AdminToken, auth.AdminGuard{
+		Failures:  ratelimit.NewLocal(float64(cfg.AdminFailuresPerMinute)/60, cfg.AdminFailuresPerMinute, 0),
+		AddressOf: ratelimit.AddressOf, Log: a.log, Counter: adminAuth}))
 	catalog.NewHandler(d.Catalog).WithLowStock(func(ctx context.Context, id uuid.UUID, threshold int64) error {
 		if err := inv.SetLowStockThreshold(ctx, id, threshold); errors.Is(err, inventory.ErrNotFound) {
 			return fmt.Errorf("%w: %w", catalog.ErrNotFound, err)

@@ -57,6 +57,7 @@ func BenchConfig(base app.Config, stamp string) (app.Config, string) {
 	// costs in production). ratelimit.New refuses rates above 1e6 per second.
 	cfg.RateLimitPerSec = 1_000_000
 	cfg.SessionsPerMinute = 1_000_000
+	cfg.RateLimitPerAddress = 1_000_000
 	return cfg, dbName
 }
 

@@ -66,7 +66,8 @@ func (a *api) token(t *testing.T, customer string, ttl time.Duration) string {
 
 // ident is how a request identifies itself.
 type ident struct {
-	session string // X-Session-ID
+	session string // the session whose credential is sent in X-Session-ID
+	raw     string // X-Session-ID sent as it is (a forged credential)
 	bearer  string // Authorization: Bearer
 }
 
@@ -106,7 +107,11 @@ func (a *api) do(t *testing.T, method, path string, id ident, body string) resul
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if id.session != "" {
-		req.Header.Set(auth.HeaderSession, id.session)
+		cred, _ := a.sessions.Credential(id.session)
+		req.Header.Set(auth.HeaderSession, cred)
+	}
+	if id.raw != "" {
+		req.Header.Set(auth.HeaderSession, id.raw)
 	}
 	if id.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+id.bearer)
@@ -322,8 +327,9 @@ func TestCartRoutesNeverCrossOwners(t *testing.T) {
 		{"another customer", ident{bearer: a.token(t, newCustomerID(), time.Hour)}, false},
 		{"another customer with its own session", ident{bearer: a.token(t, newCustomerID(), time.Hour), session: a.session(t)}, false},
 		{"no identity", ident{}, true},
-		{"forged session id", ident{session: forged}, true},
-		{"forged session id with a customer", ident{session: forged, bearer: a.token(t, newCustomerID(), time.Hour)}, true},
+		{"forged session id", ident{raw: forged}, true},
+		{"forged session credential", ident{raw: forged + ".9999999999.AAAAAAAAAAAAAAAAAAAAAA"}, true},
+		{"forged session id with a customer", ident{raw: forged, bearer: a.token(t, newCustomerID(), time.Hour)}, true},
 		{"malformed session id", ident{session: victimSession + "x"}, true},
 		{"expired JWT of the victim", ident{bearer: a.token(t, victimCustomer, -time.Hour)}, true},
 		{"victim's id signed with another secret", ident{bearer: foreign}, true},

@@ -210,7 +210,8 @@ func (ev *env) count(sql string, args ...any) int {
 // who returns the request headers of an owner.
 func (ev *env) who(o checkout.Owner) map[string]string {
 	if o.Type == auth.OwnerSession {
-		return map[string]string{auth.HeaderSession: o.ID}
+		cred, _ := ev.sessions.Credential(o.ID)
+		return map[string]string{auth.HeaderSession: cred}
 	}
 	return map[string]string{"Authorization": "Bearer " + ev.customerToken(o.ID)}
 }

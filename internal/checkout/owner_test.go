@@ -52,7 +52,7 @@ func TestOtherOwnersGet404(t *testing.T) {
 	}
 	// A customer who also presents the session that owns an order may read it.
 	both := ev.who(cust)
-	both["X-Session-ID"] = sess.ID
+	both["X-Session-ID"] = ev.who(sess)["X-Session-ID"]
 	if r := ev.do(http.MethodGet, "/v1/checkouts/"+sessCo.ID.String(), "", both); r.status != http.StatusOK {
 		t.Fatalf("own session's checkout with a customer token too: %d %s", r.status, r.body)
 	}

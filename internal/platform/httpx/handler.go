@@ -19,7 +19,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if e.Status >= 500 {
 			log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
 				slog.String("request_id", RequestID(c)),
-				slog.String("method", c.Request().Method),
+				slog.String("method", Method(c)),
 				slog.String("route", c.Path()),
 				slog.Int("status", e.Status),
 				slog.String("error", err.Error()))
@@ -32,7 +32,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			details = map[string]any{}
 		}
 		body := errorBody{Error: errorPayload{Code: e.Code, Message: e.Message, Details: details}}
-		if c.Request().Method == http.MethodHead {
+		if Method(c) == http.MethodHead {
 			_ = c.NoContent(e.Status)
 			return
 		}

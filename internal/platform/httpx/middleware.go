@@ -97,8 +97,10 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 }
 
 // AccessMiddleware records metrics and writes one access log line per request (debug
-// level for 2xx/3xx/4xx, so production logs only carry what matters).
-func AccessMiddleware(log *slog.Logger, m *HTTPMetrics) echo.MiddlewareFunc {
+// level for 2xx/3xx/4xx, so production logs only carry what matters). No label comes from
+// the request: the route is its pattern or "unmatched" (routes), the method one of a
+// fixed set or "other".
+func AccessMiddleware(log *slog.Logger, m *HTTPMetrics, routes *Routes) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -107,18 +109,16 @@ func AccessMiddleware(log *slog.Logger, m *HTTPMetrics) echo.MiddlewareFunc {
 			if err != nil {
 				status = fromEcho(err).Status
 			}
-			route := c.Path()
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routes.Label(c)
+			method := Method(c)
 			d := time.Since(start)
 			if m != nil {
-				m.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
-				m.latency.WithLabelValues(route, c.Request().Method).Observe(d.Seconds())
+				m.requests.WithLabelValues(route, method, statusLabel(status)).Inc()
+				m.latency.WithLabelValues(route, method).Observe(d.Seconds())
 			}
 			if log.Enabled(c.Request().Context(), slog.LevelDebug) {
 				log.LogAttrs(c.Request().Context(), slog.LevelDebug, "request",
-					slog.String("request_id", RequestID(c)), slog.String("method", c.Request().Method),
+					slog.String("request_id", RequestID(c)), slog.String("method", method),
 					slog.String("route", route), slog.Int("status", status), slog.Duration("duration", d))
 			}
 			return err
@@ -156,4 +156,12 @@ func toString(v any) string {
 		return s
 	}
 	return "non-string panic value"
+}
+
+// statusLabel is the status as a label: a valid HTTP status code, or "other".
+func statusLabel(s int) string {
+	if s < 100 || s > 599 {
+		return "other"
+	}
+	return strconv.Itoa(s)
 }

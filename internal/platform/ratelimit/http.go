@@ -3,6 +3,10 @@ package ratelimit
 import (
 	"math"
 	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,6 +25,12 @@ func KeyOf(c echo.Context) string {
 	case caller.SessionID != "":
 		return "s:" + caller.SessionID
 	}
+	return AddressOf(c)
+}
+
+// AddressOf identifies the client address of a request (as the IP extractor, and so
+// TRUSTED_PROXIES, sees it): an IPv4 address, or an IPv6 client by its /64.
+func AddressOf(c echo.Context) string {
 	ip := net.ParseIP(c.RealIP())
 	if ip == nil {
 		return "ip:unknown"
@@ -32,8 +42,10 @@ func KeyOf(c echo.Context) string {
 }
 
 // Middleware refuses a request over the caller's allowance with 429 rate_limited and a
-// Retry-After in whole seconds (at least 1). keyFn defaults to KeyOf. When Redis cannot
-// decide, the request passes (see the package comment).
+// Retry-After in whole seconds (at least 1). keyFn defaults to KeyOf. An anonymous caller
+// (a key of AddressOf) is limited in process, without a Redis call; a session or a
+// customer is limited in Redis, shared by every replica, and in process while Redis
+// cannot decide (see the package comment).
 func (l *Limiter) Middleware(keyFn func(echo.Context) string) echo.MiddlewareFunc {
 	if keyFn == nil {
 		keyFn = KeyOf
@@ -43,9 +55,62 @@ func (l *Limiter) Middleware(keyFn func(echo.Context) string) echo.MiddlewareFun
 			return next
 		}
 		return func(c echo.Context) error {
-			d := l.Allow(c.Request().Context(), keyFn(c))
+			key := keyFn(c)
+			var d Decision
+			if strings.HasPrefix(key, "ip:") {
+				d = l.AllowLocal(key)
+			} else {
+				d = l.Allow(c.Request().Context(), key)
+			}
 			if !d.Allowed {
-				return httpx.RateLimited(max(1, int(math.Ceil(d.RetryAfter.Seconds()))))
+				return httpx.RateLimited(retryAfterSeconds(d.RetryAfter))
+			}
+			return next(c)
+		}
+	}
+}
+
+func retryAfterSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seconds()))) }
+
+// Address is the per-address ceiling: every request from one client address, whatever
+// session or token it carries and whatever its path, shares one in-process allowance.
+// It runs before authentication, so traffic that fails authentication is limited too,
+// and it costs no Redis call or cryptography.
+type Address struct {
+	l       *Local
+	results *prometheus.CounterVec
+}
+
+// NewAddress returns the ceiling (perSecond 0 or less: off) and registers
+// commerce_ratelimit_address_requests_total{result} (allowed, limited, overflow) on reg.
+func NewAddress(perSecond float64, burst int, reg prometheus.Registerer) *Address {
+	a := &Address{l: NewLocal(perSecond, burst, 0), results: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "commerce_ratelimit_address_requests_total",
+		Help: "Per-address ceiling decisions: allowed, limited, or overflow (admitted, the address table was full).",
+	}, []string{"result"})}
+	if reg != nil {
+		reg.MustRegister(a.results)
+	}
+	return a
+}
+
+// Middleware refuses a request over its address's ceiling with 429 and Retry-After.
+func (a *Address) Middleware() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if a.l == nil {
+			return next
+		}
+		return func(c echo.Context) error {
+			before := a.l.Overflow.Load()
+			ok, wait := a.l.Allow(AddressOf(c))
+			switch {
+			case !ok:
+				a.results.WithLabelValues("limited").Inc()
+				return httpx.RateLimited(retryAfterSeconds(wait))
+			case a.l.Overflow.Load() != before:
+				a.results.WithLabelValues("overflow").Inc()
+			default:
+				a.results.WithLabelValues("allowed").Inc()
 			}
 			return next(c)
 		}

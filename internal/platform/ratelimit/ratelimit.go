@@ -56,6 +56,7 @@ type Limiter struct {
 	interval int64 // µs between requests at the sustained rate
 	breaker  *resilience.Breaker
 	results  *prometheus.CounterVec
+	local    *Local // anonymous callers, and everyone while Redis cannot decide
 }
 
 // New returns a limiter storing its state under space. breaker may be nil; with one,
@@ -81,6 +82,7 @@ func New(rdb redis.UniversalClient, space rkey.Space, cfg Config, breaker *resil
 		}, []string{"result"})}
 	if cfg.PerSecond > 0 {
 		l.interval = max(1, int64(math.Round(1e6/cfg.PerSecond)))
+		l.local = NewLocal(cfg.PerSecond, cfg.Burst, 0)
 	}
 	if reg != nil {
 		reg.MustRegister(l.results)
@@ -93,7 +95,8 @@ func (l *Limiter) Enabled() bool { return l.interval > 0 }
 
 // Allow admits one request of the caller identified by key (an opaque string made of
 // rkey-safe parts, see KeyOf). It never returns an error: when Redis cannot decide, the
-// decision is Allowed with FailedOpen set.
+// in-process allowance of key decides instead (FailedOpen set, counted as failed_open),
+// so a slow or lost Redis never switches limiting off.
 func (l *Limiter) Allow(ctx context.Context, key string) Decision {
 	if !l.Enabled() {
 		return Decision{Allowed: true, Remaining: math.MaxInt32}
@@ -101,6 +104,10 @@ func (l *Limiter) Allow(ctx context.Context, key string) Decision {
 	res, err := l.run(ctx, key)
 	if err != nil {
 		l.results.WithLabelValues("failed_open").Inc()
+		if ok, wait := l.local.Allow(key); !ok {
+			l.results.WithLabelValues("limited").Inc()
+			return Decision{RetryAfter: wait, FailedOpen: true}
+		}
 		return Decision{Allowed: true, FailedOpen: true}
 	}
 	if res.allowed {
@@ -109,6 +116,20 @@ func (l *Limiter) Allow(ctx context.Context, key string) Decision {
 	}
 	l.results.WithLabelValues("limited").Inc()
 	return Decision{RetryAfter: time.Duration(res.retryUs) * time.Microsecond}
+}
+
+// AllowLocal admits one request of key in process only (no Redis call): the limiter of
+// anonymous callers, whose key is their address.
+func (l *Limiter) AllowLocal(key string) Decision {
+	if !l.Enabled() {
+		return Decision{Allowed: true, Remaining: math.MaxInt32}
+	}
+	if ok, wait := l.local.Allow(key); !ok {
+		l.results.WithLabelValues("limited").Inc()
+		return Decision{RetryAfter: wait}
+	}
+	l.results.WithLabelValues("allowed").Inc()
+	return Decision{Allowed: true}
 }
 
 // scriptReply is ratelimit.lua's answer: {'OK', remaining, 0} or {'LIMITED', 0, retry µs}.

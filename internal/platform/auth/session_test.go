@@ -1,0 +1,164 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/testenv"
+)
+
+// countingHook counts the commands a Redis client sends.
+type countingHook struct{ n atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+func identifyServer(s *Sessions) *echo.Echo {
+	e := echo.New()
+	e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
+	e.GET("/v1/cart", func(c echo.Context) error { return c.String(200, CallerOf(c).SessionID) },
+		Identify(NewTokens(secret), s))
+	return e
+}
+
+func getWith(e *echo.Echo, cred string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("GET", "/v1/cart", nil)
+	req.Header.Set(HeaderSession, cred)
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestForgedOrExpiredSessionIsRefusedWithoutRedis: a session credential is verified by
+// its MAC and expiry before any Redis call, so forged session ids cost no Redis work.
+func TestForgedOrExpiredSessionIsRefusedWithoutRedis(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	hook := &countingHook{}
+	rdb.AddHook(hook)
+	s := NewSessions(rdb, space, time.Hour, 0)
+	s.SetSecret(secret)
+	sess, err := s.New(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := NewSessions(rdb, space, time.Hour, 0)
+	other.SetSecret("another-secret-another-secret-xx")
+	otherCred, _ := other.Credential(sess.ID)
+	id, rest, _ := strings.Cut(sess.Credential, ".")
+	exp, mac, _ := strings.Cut(rest, ".")
+	expN, _ := strconv.ParseInt(exp, 10, 64)
+	past := NewSessions(rdb, space, time.Hour, 0)
+	past.SetSecret(secret)
+	past.nowFunc = func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	expiredCred, _ := past.Credential(sess.ID)
+	flip := []byte(mac)
+	flip[0] ^= 1
+	e := identifyServer(s)
+	for name, cred := range map[string]string{
+		"bare id (the old format)": sess.ID,
+		"random well-formed id":    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+		"other key":                otherCred,
+		"expired":                  expiredCred,
+		"mac flipped":              id + "." + exp + "." + string(flip),
+		"expiry extended":          id + "." + strconv.FormatInt(expN+3600, 10) + "." + mac,
+		"other id, same mac":       "B" + id[1:] + "." + exp + "." + mac,
+		"leading zero":             id + ".0" + exp + "." + mac,
+		"extra part":               sess.Credential + ".x",
+		"too long":                 sess.Credential + strings.Repeat("A", 100),
+	} {
+		before := hook.n.Load()
+		if rec := getWith(e, cred); rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", name, rec.Code)
+		}
+		if n := hook.n.Load() - before; n != 0 {
+			t.Errorf("%s: %d Redis commands, want none", name, n)
+		}
+	}
+	if rec := getWith(e, sess.Credential); rec.Code != 200 || rec.Body.String() != sess.ID {
+		t.Fatalf("valid credential: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestSessionSlidesByRefresh: a credential older than RefreshAfter is re-issued with a
+// later expiry and the same identity, and the fresh one works.
+func TestSessionSlidesByRefresh(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	s := NewSessions(rdb, space, time.Hour, 0)
+	sess, err := s.New(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := identifyServer(s)
+	if rec := getWith(e, sess.Credential); rec.Code != 200 || rec.Header().Get(HeaderSession) != "" {
+		t.Fatalf("new credential: %d, refreshed %q", rec.Code, rec.Header().Get(HeaderSession))
+	}
+	s.nowFunc = func() time.Time { return time.Now().Add(50 * time.Minute) }
+	rec := getWith(e, sess.Credential)
+	fresh := rec.Header().Get(HeaderSession)
+	if rec.Code != 200 || fresh == "" || fresh == sess.Credential {
+		t.Fatalf("old credential: %d, refreshed %q", rec.Code, fresh)
+	}
+	s.nowFunc = func() time.Time { return time.Now().Add(100 * time.Minute) }
+	if rec := getWith(e, sess.Credential); rec.Code != 401 {
+		t.Fatalf("the first credential after its expiry: %d, want 401", rec.Code)
+	}
+	if rec := getWith(e, fresh); rec.Code != 200 || rec.Body.String() != sess.ID {
+		t.Fatalf("the refreshed credential: %d %s, want 200 and the same session", rec.Code, rec.Body)
+	}
+}
+
+// TestRevokedSessionIsRefused and TestSessionOutlivesRedisLoss: a revoked session is a
+// 401; a session whose record Redis lost (FLUSHALL) still works and its record is back.
+func TestRevokedSessionIsRefused(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	s := NewSessions(rdb, space, time.Hour, 0)
+	sess, err := s.New(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := identifyServer(s)
+	if rec := getWith(e, sess.Credential); rec.Code != 200 {
+		t.Fatal(rec.Code)
+	}
+	if err := s.Revoke(context.Background(), sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if rec := getWith(e, sess.Credential); rec.Code != 401 {
+		t.Fatalf("revoked: %d, want 401", rec.Code)
+	}
+}
+
+func TestSessionOutlivesRedisLoss(t *testing.T) {
+	rdb := testenv.StartRedis(t).Client()
+	s := NewSessions(rdb, "", time.Hour, 0)
+	sess, err := s.New(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e := identifyServer(s)
+	if rec := getWith(e, sess.Credential); rec.Code != 200 || rec.Body.String() != sess.ID {
+		t.Fatalf("after FLUSHALL: %d %s, want 200 and the same session", rec.Code, rec.Body)
+	}
+	if n := rdb.Exists(context.Background(), s.redisKey(sess.ID)).Val(); n != 1 {
+		t.Fatal("the session record was not put back")
+	}
+}
