@@ -50,7 +50,9 @@ func customerToken(t *testing.T, claims jwt.MapClaims) string {
 	return s
 }
 
-func bearerOf(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerOf(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 // TestValuesPostgreSQLCannotStoreAre422: a NUL, a lone surrogate and a number outside
 // jsonb's range are refused with 422 naming the field on every path that writes them to
@@ -77,10 +79,10 @@ func TestValuesPostgreSQLCannotStoreAre422(t *testing.T) {
 		{"preferences number", "n", call{method: "PATCH", path: "/v1/me/preferences", body: `{"n":1e1000000}`, headers: cust}},
 		{"preferences NUL in a key", `a\x00`, call{method: "PATCH", path: "/v1/me/preferences", body: `{"a\u0000":1}`, headers: cust}},
 		{"webhook id", "id", call{method: "POST", path: "/v1/payments/webhook",
-			body: `{"id":"evt_\u0000","type":"payment_intent.succeeded","payment_intent_id":"pi_1"}`,
+			body:    `{"id":"evt_\u0000","type":"payment_intent.succeeded","payment_intent_id":"pi_1"}`,
 			headers: hook(`{"id":"evt_\u0000","type":"payment_intent.succeeded","payment_intent_id":"pi_1"}`)}},
 		{"webhook intent", "payment_intent_id", call{method: "POST", path: "/v1/payments/webhook",
-			body: `{"id":"evt_1","type":"payment_intent.succeeded","payment_intent_id":"\ud800"}`,
+			body:    `{"id":"evt_1","type":"payment_intent.succeeded","payment_intent_id":"\ud800"}`,
 			headers: hook(`{"id":"evt_1","type":"payment_intent.succeeded","payment_intent_id":"\ud800"}`)}},
 		{"inventory reason", "reason", call{method: "POST", path: "/admin/inventory/" + variant + "/adjust",
 			body: `{"delta":1,"reason":"re\u0000stock"}`, headers: admin()}},
