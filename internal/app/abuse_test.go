@@ -107,8 +107,10 @@ func TestValuesPostgreSQLCannotStoreAre422(t *testing.T) {
 	if r := do(t, h, call{method: "PATCH", path: "/v1/me/preferences", body: `{"nick":"ok"}`, headers: cust}); r.status != 200 {
 		t.Fatalf("a valid patch after the refused ones: %d %s", r.status, r.body)
 	}
-	if err := a.Domains().Prefs.Stop(ctx); err != nil { // drains the write-behind queue
-		t.Fatalf("flush: %v", err)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Domains().Prefs.Stop(sctx); err != nil { // drains the write-behind queue
+		t.Fatalf("preferences not written to PostgreSQL: %v", err)
 	}
 	var nick string
 	if err := a.Pool.QueryRow(ctx, `SELECT data->>'nick' FROM preferences WHERE customer_id='alice'`).Scan(&nick); err != nil || nick != "ok" {
