@@ -397,3 +397,92 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisLossKeepsTheShopperAndTheirCheckout: after a FLUSHALL, an anonymous shopper with
+// an open checkout sees it and completes it with the same session id (the session
+// credential is verified without Redis; the checkout lives in PostgreSQL).
+func TestRedisLossKeepsTheShopperAndTheirCheckout(t *testing.T) {
+	e := newChaosEnv(t, chaosOpts{})
+	ctx := context.Background()
+	if _, err := e.a.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	variant := catalog.SeedVariantID("RR-40").String()
+	me := do(t, e.h, call{method: "POST", path: "/v1/sessions"})
+	if me.status != 201 {
+		t.Fatalf("session: %d %s", me.status, me.body)
+	}
+	sid := me.json(t)["session_id"].(string)
+	if r := do(t, e.h, call{method: "POST", path: "/v1/cart/items", body: `{"variant_id":"` + variant + `","quantity":1}`, headers: sess(sid)}); r.status != 200 {
+		t.Fatalf("add: %d %s", r.status, r.body)
+	}
+	co := do(t, e.h, call{method: "POST", path: "/v1/checkouts", body: `{"email":"flush@example.com"}`, headers: sess(sid)})
+	if co.status != 201 {
+		t.Fatalf("checkout: %d %s", co.status, co.body)
+	}
+	id := co.json(t)["id"].(string)
+
+	if err := e.redis.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := do(t, e.h, call{method: "GET", path: "/v1/checkouts/" + id, headers: sess(sid)}); r.status != 200 || r.json(t)["state"] != "awaiting_payment" {
+		t.Fatalf("the shopper's checkout after FLUSHALL: %d %s", r.status, r.body)
+	}
+	r := do(t, e.h, call{method: "POST", path: "/v1/checkouts/" + id + "/complete", body: `{"payment_token":"tok_ok"}`, headers: sess(sid)})
+	if r.status != 200 {
+		t.Fatalf("complete after FLUSHALL: %d %s", r.status, r.body)
+	}
+	order, _ := r.json(t)["order"].(map[string]any)
+	oid, _ := order["id"].(string)
+	if oid == "" {
+		t.Fatalf("no order in %s", r.body)
+	}
+	if r := do(t, e.h, call{method: "GET", path: "/v1/orders/" + oid, headers: sess(sid)}); r.status != 200 {
+		t.Fatalf("the order, with the same session: %d %s", r.status, r.body)
+	}
+	// Someone else still cannot see it.
+	other := do(t, e.h, call{method: "POST", path: "/v1/sessions"}).json(t)["session_id"].(string)
+	if r := do(t, e.h, call{method: "GET", path: "/v1/orders/" + oid, headers: sess(other)}); r.status != 404 {
+		t.Fatalf("another session reads the order: %d", r.status)
+	}
+}
+
+// TestStorefrontBehindAProxy: with TRUSTED_PROXIES, shoppers behind one storefront backend
+// each get their own per-address allowance; without it, X-Forwarded-For is ignored. The
+// retired TRUST_PROXY_HEADERS is a configuration error.
+func TestStorefrontBehindAProxy(t *testing.T) {
+	via := func(client string) map[string]string { return map[string]string{"X-Forwarded-For": client} }
+	for _, tc := range []struct {
+		name          string
+		trusted       []string
+		secondLimited bool
+	}{{"trusted", []string{"10.0.0.0/8"}, false}, {"not trusted", nil, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newTestApp(t, func(c *Config) { c.RateLimitPerAddress = 5; c.TrustedProxies = tc.trusted })
+			h := a.Handler()
+			limited := false
+			for range 30 {
+				if fromAddr(t, h, "10.0.0.5:4000", call{method: "GET", path: "/healthz", headers: via("198.51.100.1")}).status == 429 {
+					limited = true
+				}
+			}
+			if !limited {
+				t.Fatal("one shopper's 30 requests drew no 429")
+			}
+			got := fromAddr(t, h, "10.0.0.5:4000", call{method: "GET", path: "/healthz", headers: via("198.51.100.2")}).status
+			if (got == 429) != tc.secondLimited {
+				t.Fatalf("another shopper behind the same proxy: %d", got)
+			}
+		})
+	}
+	cfg := testConfig(t)
+	cfg.TrustProxyHeaders = true
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
+		t.Fatalf("TRUST_PROXY_HEADERS=true: %v, want an error pointing to TRUSTED_PROXIES", err)
+	}
+	cfg.TrustProxyHeaders, cfg.TrustedProxies = false, []string{"10.0.0.0/99"}
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("a malformed TRUSTED_PROXIES was accepted")
+	}
+}

@@ -454,7 +454,10 @@ func TestChaosRedisKilledUnderReservationLoad(t *testing.T) {
 				step := func(what string, fn func() answer, ok ...int) answer {
 					for ctx.Err() == nil {
 						r := log.timed("redis", what, fn)
-						if r.status == http.StatusServiceUnavailable {
+						// 503, and 409 checkout_in_progress (a transition of the same
+						// checkout is still in flight), both say "retry shortly".
+						if r.status == http.StatusServiceUnavailable ||
+							(r.status == http.StatusConflict && field(r, "error", "code") == "checkout_in_progress") {
 							time.Sleep(20 * time.Millisecond)
 							continue
 						}
@@ -581,7 +584,12 @@ func TestChaosRedisKilledUnderReservationLoad(t *testing.T) {
 	// Shoppers interrupted mid-completion finish now (same idempotency key).
 	pending.Range(func(k, _ any) bool {
 		s := k.(*shop)
-		log.completed(s, s.complete())
+		r := s.complete()
+		for deadline := time.Now().Add(20 * time.Second); r.status == http.StatusConflict &&
+			field(r, "error", "code") == "checkout_in_progress" && time.Now().Before(deadline); r = s.complete() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		log.completed(s, r)
 		return true
 	})
 

@@ -93,6 +93,18 @@ type Exchange struct {
 	Body        []byte
 }
 
+// pathExists reports whether the document has req's path under some method.
+func (v *Validator) pathExists(req *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		r := req.Clone(req.Context())
+		r.Method = m
+		if _, _, err := v.router.FindRoute(r); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Check returns nil when the exchange is what the document describes, an error saying
 // what differs otherwise.
 func (v *Validator) Check(ctx context.Context, x Exchange) error {
@@ -109,6 +121,12 @@ func (v *Validator) Check(ctx context.Context, x Exchange) error {
 	if raw := req.URL.RawPath; raw != "" {
 		req.URL.Path = raw
 	}
+	// HEAD is GET without a body (RFC 9110 §9.3.2): the service serves it wherever GET
+	// works, so it is checked against the GET operation.
+	head := req.Method == http.MethodHead
+	if head {
+		req.Method = http.MethodGet
+	}
 	route, params, err := v.router.FindRoute(req)
 	if err == nil && len(req.URL.Path) > 1 && strings.HasSuffix(req.URL.Path, "/") {
 		err = &routers.RouteError{Reason: routers.ErrPathNotFound.Error()} // "/v1/products/" is no route
@@ -122,6 +140,10 @@ func (v *Validator) Check(ctx context.Context, x Exchange) error {
 		// or no admin token under /admin, is 401 whether or not the route exists.
 		switch {
 		case x.Status == http.StatusUnauthorized:
+		case x.Status == http.StatusMethodNotAllowed:
+			if !v.pathExists(req) {
+				return fail("405 for a path the document does not have, want 404")
+			}
 		case re.Reason == routers.ErrMethodNotAllowed.Error():
 			if x.Status != http.StatusMethodNotAllowed && x.Status != http.StatusNotFound {
 				return fail("method not in the document for this path, want 405 or 404")
@@ -129,10 +151,16 @@ func (v *Validator) Check(ctx context.Context, x Exchange) error {
 		case x.Status != http.StatusNotFound:
 			return fail("path not in the document, want 404")
 		}
-		if req.Method == http.MethodHead {
+		if head {
 			return nil
 		}
 		return v.checkErrorShape(x, fail)
+	}
+	if head {
+		if route.Operation.Responses.Status(x.Status) == nil {
+			return fail("status %d is not documented for GET %s", x.Status, route.Path)
+		}
+		return nil
 	}
 
 	in := &openapi3filter.RequestValidationInput{
