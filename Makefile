@@ -29,11 +29,19 @@ BENCH_GO      ?=
 BENCHTIME     ?= $(if $(filter 1 true yes,$(BENCH_QUICK)),200ms,1s)
 BENCH_FLAGS   ?=
 CLUSTER_BASE_PORT ?= 7001
+# make test also runs the Redis-backed suites against a local 3-master Cluster (without
+# -race: what it guards is key layout, CROSSSLOT and hash tags) and a rotating share of the
+# mutation check (1/TEST_MUTATE_ROTATE of the mutants, the share chosen by the date);
+# TEST_CLUSTER=0 or TEST_MUTATE_ROTATE=0 leave either out. make mutate runs every mutant.
+TEST_CLUSTER       ?= 1
+TEST_MUTATE_ROTATE ?= 4
+MUTATE_FLAGS       ?=
 # staticcheck is pinned: a new release can add checks, and a lint that changes by itself
 # is not a lint. v0.8.2 is built with and for Go 1.26.
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DEV_ENV       := .dev.env
 CLUSTER_PKGS  := ./internal/inventory/... ./internal/cart/... ./internal/checkout/...
+CLUSTER_RACE  ?= -race
 
 # Shell prelude for the targets that start the service: load .dev.env without overriding
 # variables that are already set in the environment, and default to development mode.
@@ -44,7 +52,7 @@ eval "$$saved"; \
 export APP_ENV="$${APP_ENV:-development}";
 endef
 
-.PHONY: help services run test test-cluster bench fuzz lint migrate up down build alerts
+.PHONY: help services run test test-cluster mutate bench fuzz lint migrate up down build alerts
 
 help: ## list the targets
 	@echo "commerce — make targets:"
@@ -53,7 +61,8 @@ help: ## list the targets
 	@echo
 	@echo "Variables: TEST_FLAGS='...' (extra go test flags), FUZZTIME=$(FUZZTIME), BENCH_QUICK=1,"
 	@echo "BENCH_FLAGS='...' (commerce-bench flags), BENCH_GO=1 (also run Go benchmarks, BENCHTIME=$(BENCHTIME)),"
-	@echo "CLUSTER_BASE_PORT=$(CLUSTER_BASE_PORT) (make test-cluster), STATICCHECK=$(STATICCHECK)."
+	@echo "CLUSTER_BASE_PORT=$(CLUSTER_BASE_PORT) (make test-cluster), STATICCHECK=$(STATICCHECK),"
+	@echo "TEST_CLUSTER=$(TEST_CLUSTER), TEST_MUTATE_ROTATE=$(TEST_MUTATE_ROTATE) (make test), MUTATE_FLAGS='...' (make mutate)."
 
 services: ## make sure PostgreSQL and Redis run locally and the database exists
 	@scripts/dev-services.sh
@@ -81,8 +90,10 @@ run: services $(DEV_ENV) ## serve the demo shop on http://127.0.0.1:8080 (SEED_D
 	echo "  PAYMENT_WEBHOOK_SECRET=$$PAYMENT_WEBHOOK_SECRET"; \
 	exec $(GO) run ./cmd/commerce serve
 
-test: services alerts ## run every test with -race against the local PostgreSQL and Redis, then fuzz each target briefly (TEST_FUZZTIME executions)
+test: services alerts ## every test with -race on the local PostgreSQL and Redis; the Redis suites on a 3-master Cluster; 1/TEST_MUTATE_ROTATE of make mutate; each fuzz target for TEST_FUZZTIME executions
 	$(GO) test -race -count=1 -timeout 15m $(TEST_FLAGS) ./...
+	@if [ "$(TEST_CLUSTER)" != "0" ]; then $(MAKE) --no-print-directory test-cluster CLUSTER_RACE=; fi
+	@if [ "$(TEST_MUTATE_ROTATE)" != "0" ]; then $(MAKE) --no-print-directory mutate MUTATE_FLAGS="-rotate $(TEST_MUTATE_ROTATE)"; fi
 	@if [ "$(TEST_FUZZTIME)" != "0" ]; then $(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME); fi
 
 test-cluster: services ## run the inventory, cart and checkout tests against a local 3-master Redis Cluster
@@ -90,8 +101,11 @@ test-cluster: services ## run the inventory, cart and checkout tests against a l
 	trap 'exit 130' INT TERM; \
 	addrs="$$(scripts/redis-cluster.sh start $(CLUSTER_BASE_PORT) | sed -n 's/^REDIS_ADDRS=//p')"; \
 	[ -n "$$addrs" ] || { echo "redis-cluster.sh printed no REDIS_ADDRS" >&2; exit 1; }; \
-	echo "REDIS_ADDRS=$$addrs $(GO) test -race -count=1 $(TEST_FLAGS) $(CLUSTER_PKGS)"; \
-	REDIS_ADDRS="$$addrs" $(GO) test -race -count=1 -timeout 15m $(TEST_FLAGS) $(CLUSTER_PKGS)
+	echo "REDIS_ADDRS=$$addrs $(GO) test $(CLUSTER_RACE) -count=1 $(TEST_FLAGS) $(CLUSTER_PKGS)"; \
+	REDIS_ADDRS="$$addrs" $(GO) test $(CLUSTER_RACE) -count=1 -timeout 15m $(TEST_FLAGS) $(CLUSTER_PKGS)
+
+mutate: services ## mutation check: break each guard of cmd/mutate/mutants.go in a scratch copy; fail if the tests named for it still pass
+	$(GO) run ./cmd/mutate $(MUTATE_FLAGS)
 
 bench: services $(DEV_ENV) ## run the load benchmark (BENCH_QUICK=1: under a minute; BENCH_GO=1: also go test -bench)
 	@$(load_dev_env) \

@@ -65,6 +65,17 @@ func TestAddChecksEveryLimit(t *testing.T) {
 		t.Errorf("inactive variant: %v", err)
 	}
 
+	// The line limit is on the resulting quantity: 60 + 41 is refused, 60 + 40 is fine.
+	plenty := e.variant(t, 500, 1000)
+	other := SessionOwner(newSessionID(t))
+	must(e.svc.Add(ctx, other, plenty, 60))(t)
+	if _, err := e.svc.Add(ctx, other, plenty, 41); !errors.Is(err, ErrQuantity) {
+		t.Errorf("60 + 41 units on one line: %v, want ErrQuantity", err)
+	}
+	if c := must(e.svc.Add(ctx, other, plenty, 40))(t); qtyOf(c, plenty) != MaxQuantity {
+		t.Errorf("60 + 40 units: %d, want %d", qtyOf(c, plenty), MaxQuantity)
+	}
+
 	must(e.svc.Add(ctx, o, scarce, 2))(t)
 	_, err := e.svc.Add(ctx, o, scarce, 2)
 	var se *StockError

@@ -2,6 +2,7 @@ package checkout
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -85,4 +86,70 @@ func TestTransitionScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	peek(StateCompleted, false)
+}
+
+// TestCartLockIsReleasedOnlyByItsHolder: unlock is a compare-and-delete. A request whose
+// lock expired (and was taken by another) must not release the other's lock on its way
+// out, or two requests would work on one cart at once.
+func TestCartLockIsReleasedOnlyByItsHolder(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	r := newRedisSide(rdb, space)
+	ctx := context.Background()
+	cart := "cart:" + uuid.NewString()
+	mine, ok, err := r.lock(ctx, cart, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	if _, ok, err := r.lock(ctx, cart, time.Minute); err != nil || ok {
+		t.Fatalf("a second lock of a held cart: ok %v err %v", ok, err)
+	}
+	if err := r.unlockCart(ctx, cart, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rdb.Get(ctx, r.lockKey(cart)).Result(); err != nil || got != mine {
+		t.Fatalf("another token released the lock: %q %v", got, err)
+	}
+	if err := r.unlockCart(ctx, cart, mine); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, r.lockKey(cart)).Val(); n != 0 {
+		t.Fatal("the holder's unlock left the lock")
+	}
+	if _, ok, err := r.lock(ctx, cart, time.Minute); err != nil || !ok {
+		t.Fatalf("lock after unlock: %v %v", ok, err)
+	}
+}
+
+// TestStoreTransitionIsACompareAndSwap: PostgreSQL applies a transition only from the state
+// and version it was computed from. Redis's claim is the first fence, but Redis can lose
+// the hash and rebuild it; the row's version is the one that always holds.
+func TestStoreTransitionIsACompareAndSwap(t *testing.T) {
+	pool, _ := testenv.DB(t)
+	st := store{pool: pool}
+	ctx := context.Background()
+	c, err := st.insert(ctx, Checkout{ID: uuid.Must(uuid.NewV7()), Owner: Owner{Type: "session", ID: "s_" + uuid.NewString()[:8]},
+		Currency: "USD"}, time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version != 1 || c.State != StateReserving {
+		t.Fatalf("inserted: %s v%d", c.State, c.Version)
+	}
+	// From the wrong state, or from a version already moved on: nothing changes.
+	if err := st.cas(ctx, pool, c.ID, StateAwaitingPayment, StateCompleting, 2, change{}); !errors.Is(err, errStale) {
+		t.Fatalf("transition from a state the row is not in: %v, want errStale", err)
+	}
+	if err := st.cas(ctx, pool, c.ID, StateReserving, StateAwaitingPayment, 2, change{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.cas(ctx, pool, c.ID, StateAwaitingPayment, StateCancelled, 2, change{}); !errors.Is(err, errStale) {
+		t.Fatalf("a second transition computed from version 1: %v, want errStale", err)
+	}
+	if err := st.cas(ctx, pool, c.ID, StateAwaitingPayment, StateCancelled, 9, change{}); !errors.Is(err, errStale) {
+		t.Fatalf("a transition from a version the row never had: %v, want errStale", err)
+	}
+	got, err := st.get(ctx, c.ID)
+	if err != nil || got.State != StateAwaitingPayment || got.Version != 2 {
+		t.Fatalf("after the refused transitions: %s v%d (%v), want awaiting_payment v2", got.State, got.Version, err)
+	}
 }

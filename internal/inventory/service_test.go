@@ -212,6 +212,40 @@ func TestCommit(t *testing.T) {
 	}
 }
 
+// TestCommitRefusedWhenPostgreSQLHasLessThanHeld: PostgreSQL is the truth. When Redis holds
+// more than on_hand (Redis lost data, or on_hand was changed behind its back), the sale is
+// refused with ErrInsufficientStock, nothing is written and the holds stay held: on_hand
+// never goes below zero, whatever Redis believed.
+func TestCommitRefusedWhenPostgreSQLHasLessThanHeld(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(Options{})
+	ctx := context.Background()
+	ids := e.variants(1, 10)
+	lines := []Line{{ids[0], 4}}
+	if err := s.Reserve(ctx, "chk-short", lines, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE inventory SET on_hand = 3 WHERE variant_id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Commit(ctx, "chk-short", lines, "sale", func(context.Context, pgx.Tx) error { return nil })
+	if !errors.Is(err, ErrInsufficientStock) {
+		t.Fatalf("commit of 4 with on_hand 3: %v; want ErrInsufficientStock", err)
+	}
+	var onHand, sales int64
+	if err := e.pool.QueryRow(ctx, `SELECT on_hand, (SELECT count(*) FROM stock_ledger WHERE variant_id = $1 AND reason = 'sale')
+		FROM inventory WHERE variant_id = $1`, ids[0]).Scan(&onHand, &sales); err != nil {
+		t.Fatal(err)
+	}
+	if onHand != 3 || sales != 0 {
+		t.Fatalf("after the refused sale: on_hand %d, %d sale rows; want 3, 0", onHand, sales)
+	}
+	l := levels(t, s, ids[0])
+	if l.Held != 4 {
+		t.Fatalf("the hold after the refused sale: held %d, want 4 (held again)", l.Held)
+	}
+}
+
 func TestCommitWhoseTransactionFailsKeepsTheHolds(t *testing.T) {
 	e := newEnv(t)
 	s := e.service(Options{})
