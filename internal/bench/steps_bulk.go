@@ -33,12 +33,14 @@ func (r *runner) bulkSync(ctx context.Context) error {
 		pid, "bulk-"+pid.String()[:8]); err != nil {
 		return err
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO variants (id, product_id, sku, name, price_amount, currency)
-		SELECT gen_random_uuid(), $1, 'BULK-' || g, 'V', 100, 'USD' FROM generate_series(1, $2) g`, pid, n); err != nil {
-		return err
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO inventory (variant_id, on_hand) SELECT id, 0 FROM variants WHERE product_id = $1`, pid); err != nil {
-		return err
+	// In chunks: each statement stays well inside the service's PG_TIMEOUT.
+	for from := 1; from <= n; from += 10_000 {
+		to := min(from+10_000-1, n)
+		if _, err := pool.Exec(ctx, `WITH v AS (INSERT INTO variants (id, product_id, sku, name, price_amount, currency)
+			SELECT gen_random_uuid(), $1, 'BULK-' || g, 'V', 100, 'USD' FROM generate_series($2::int, $3::int) g RETURNING id)
+			INSERT INTO inventory (variant_id, on_hand) SELECT id, 0 FROM v`, pid, from, to); err != nil {
+			return fmt.Errorf("bulk sync setup: %w", err)
+		}
 	}
 	var file strings.Builder
 	file.WriteString("sku,on_hand\n")
