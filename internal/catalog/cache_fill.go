@@ -80,6 +80,7 @@ func (c *Cache) InvalidateAll(ctx context.Context, ps []Product) error {
 		c.near.invalidate(p.ID, p.Version)
 	}
 	var errs []error
+	l2Fixed := true
 	if err := c.fillProducts(ctx, ps); err != nil {
 		errs = append(errs, err)
 		keys := make([]string, len(ps))
@@ -88,10 +89,15 @@ func (c *Cache) InvalidateAll(ctx context.Context, ps []Product) error {
 		}
 		if derr := c.del(ctx, keys); derr != nil {
 			errs = append(errs, fmt.Errorf("delete %d products: %w", len(ps), derr))
+			l2Fixed = false
 		}
 	}
-	if err := c.bumpGeneration(ctx); err != nil {
-		errs = append(errs, err)
+	// The generation moves only once the L2 holds no older entry: near-caches trust an
+	// entry read at a generation until it moves (see nearCache.sameGeneration).
+	if l2Fixed {
+		if err := c.bumpGeneration(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.publish(ctx, ps); err != nil {
 		errs = append(errs, err)

@@ -2,11 +2,13 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,11 +51,18 @@ func parseInvalidation(payload string) (uuid.UUID, int64, bool) {
 	return id, v, true
 }
 
-// Start subscribes the near-cache to other replicas' invalidations until Stop (nothing
-// to do without a near-cache). The subscription re-establishes itself after a Redis
-// failure; since messages published meanwhile are lost, the near-cache is cleared each
-// time it does (the TTL bounds staleness regardless).
+// Start subscribes the near-cache to other replicas' invalidations, and polls the
+// catalog generation, until Stop (nothing to do without a near-cache). The subscription
+// re-establishes itself after a Redis failure; since messages published meanwhile are
+// lost, the near-cache is cleared each time it does (the TTL bounds staleness
+// regardless). While the generation does not move (no product write anywhere), entries
+// stay valid past their TTL; see nearCache.sameGeneration.
 func (c *Cache) Start(ctx context.Context) {
+	c.start(ctx, true)
+}
+
+// start runs the generation poll and, when subscribe is set, the subscription.
+func (c *Cache) start(ctx context.Context, subscribe bool) {
 	if !c.near.enabled() {
 		return
 	}
@@ -63,10 +72,22 @@ func (c *Cache) Start(ctx context.Context) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.subStop, c.subDone = cancel, make(chan struct{})
+	done := make(chan struct{})
+	c.subStop, c.subDone = cancel, done
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.pollGeneration(ctx)
+	}()
+	if !subscribe {
+		go func() { wg.Wait(); close(done) }()
+		return
+	}
 	ps := c.rdb.Subscribe(ctx, c.invalidationChannel())
 	go func() {
-		defer close(c.subDone)
+		defer close(done)
+		defer wg.Wait()
 		defer ps.Close()
 		subscribed := false
 		msgs := ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(2 * time.Second))
@@ -96,7 +117,31 @@ func (c *Cache) Start(ctx context.Context) {
 	}()
 }
 
-// Stop ends the subscription started by Start.
+// pollGeneration reads the catalog generation every ttl/4 for the near-cache. A failed
+// read records nothing, so entries fall back to their TTL.
+func (c *Cache) pollGeneration(ctx context.Context) {
+	t := time.NewTicker(max(c.near.ttl/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, c.near.ttl/4)
+		g, err := c.rdb.Get(rctx, c.genKey()).Result()
+		cancel()
+		switch {
+		case err == nil:
+			c.near.observe(g, sent, time.Now())
+		case errors.Is(err, redis.Nil):
+			c.near.observe("", sent, time.Now())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stop ends the subscription and the poll started by Start.
 func (c *Cache) Stop(context.Context) error {
 	c.subMu.Lock()
 	stop, done := c.subStop, c.subDone

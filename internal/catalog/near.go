@@ -25,6 +25,7 @@ type nearCache struct {
 	maxBytes   int
 
 	mu        sync.RWMutex
+	gens      [2]genObservation // the two latest observations of the catalog generation, newest first
 	entries   map[uuid.UUID]*nearEntry
 	floors    map[uuid.UUID]floor
 	variants  map[uuid.UUID]uuid.UUID // variant → product (never changes)
@@ -37,12 +38,20 @@ type nearCache struct {
 type nearEntry struct {
 	product Product // shared: do not modify
 	version int64
+	gen     string // the catalog generation its data is at least as new as ("": unknown)
 	missing bool
 	body    []byte
 	etag    string
 	infos   []VariantInfo
 	expires time.Time
 	size    int
+}
+
+// genObservation is one read of the catalog generation (bumped by every write after its
+// product's L2 entry was overwritten): it was gen at some moment between sent and recv.
+type genObservation struct {
+	gen        string
+	sent, recv time.Time
 }
 
 // floor is the lowest version a fill of a product may store, until expires.
@@ -66,11 +75,44 @@ func (n *nearCache) get(id uuid.UUID, now time.Time) (*nearEntry, bool) {
 	}
 	n.mu.RLock()
 	e, ok := n.entries[id]
+	cur := n.gens[0]
 	n.mu.RUnlock()
-	if !ok || !now.Before(e.expires) {
+	if !ok {
 		return nil, false
 	}
-	return e, true
+	if now.Before(e.expires) || n.sameGeneration(e, cur, now) {
+		return e, true
+	}
+	return nil, false
+}
+
+// sameGeneration reports whether e, past its TTL, is still current: no write has bumped
+// the catalog generation since e's data was read, as a read of the generation sent at
+// most ttl/2 ago shows. Every write bumps it after overwriting its L2 entry, so a lost
+// invalidation message costs at most ttl/2 here, never more than the TTL.
+func (n *nearCache) sameGeneration(e *nearEntry, cur genObservation, now time.Time) bool {
+	return e.gen != "" && e.gen == cur.gen && now.Sub(cur.sent) <= n.ttl/2
+}
+
+// observe records a read of the catalog generation (gen "" when it is missing).
+func (n *nearCache) observe(gen string, sent, recv time.Time) {
+	if !n.enabled() {
+		return
+	}
+	n.mu.Lock()
+	n.gens[1], n.gens[0] = n.gens[0], genObservation{gen: gen, sent: sent, recv: recv}
+	n.mu.Unlock()
+}
+
+// genAt is the generation that data read at readAt is at least as new as: the latest
+// observation received before the read began (n.mu held).
+func (n *nearCache) genAt(readAt time.Time) string {
+	for _, o := range n.gens {
+		if !o.recv.IsZero() && !o.recv.After(readAt) {
+			return o.gen
+		}
+	}
+	return ""
 }
 
 // productOf returns the product a variant belongs to, when the near-cache knows it.
@@ -161,8 +203,9 @@ func (n *nearCache) store(id uuid.UUID, e *nearEntry, readAt, now time.Time, vs 
 	if f, ok := n.floors[id]; ok && now.Before(f.expires) && e.version < f.version {
 		return
 	}
+	e.gen = n.genAt(readAt)
 	if old, ok := n.entries[id]; ok {
-		if old.version > e.version && now.Before(old.expires) {
+		if old.version > e.version && (now.Before(old.expires) || n.sameGeneration(old, n.gens[0], now)) {
 			return
 		}
 		n.bytes -= old.size
@@ -243,6 +286,7 @@ func (n *nearCache) clear() {
 	clear(n.entries)
 	n.bytes = 0
 	n.clearedAt = time.Now()
+	n.gens = [2]genObservation{}
 }
 
 // len returns the number of entries and their accounted bytes.

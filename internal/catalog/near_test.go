@@ -35,13 +35,36 @@ func versionOf(t testing.TB, etag string) int64 {
 // subscribe at all, while readers on B hammer the product and replica A rewrites its
 // price. Every read on B that started at least TTL after write k returned must see
 // version k or newer. The near-cache did serve (hits), so the bound is its own.
+//
+// With the generation poll running (still no subscription), entries outlive their TTL
+// while nothing is written, and the bound still holds when something is.
 func TestNearCacheNeverOlderThanTTLWithMessagesLost(t *testing.T) {
+	t.Run("no subscription", func(t *testing.T) { nearCacheBound(t, false) })
+	t.Run("generation poll, no subscription", func(t *testing.T) { nearCacheBound(t, true) })
+}
+
+func nearCacheBound(t *testing.T, poll bool) {
 	const ttl = 250 * time.Millisecond
 	e := newEnv(t)
 	a := newInstance(t, e.pool, e.rdb, e.space, WithNearCache(ttl, 1000, 1<<20))
 	b := newInstance(t, e.pool, e.rdb, e.space, WithNearCache(ttl, 1000, 1<<20)) // never subscribes
 	p := mustCreate(t, a.svc, sampleProduct(1))
 	ctx := context.Background()
+	if poll {
+		b.cache.start(ctx, false)
+		t.Cleanup(func() { _ = b.cache.Stop(ctx) })
+		time.Sleep(ttl / 2) // the first reads of the generation
+		// Nothing written for 4 TTLs: the entry read first is still served (no Redis
+		// call would be needed), because the generation did not move.
+		if _, err := b.cache.GetActiveEncoded(ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * ttl)
+		hits := statOfTier(b, "near", "product").Hits
+		if _, err := b.cache.GetActiveEncoded(ctx, p.ID); err != nil || statOfTier(b, "near", "product").Hits != hits+1 {
+			t.Fatalf("with the generation unchanged, an entry past its TTL was not served: %v", err)
+		}
+	}
 
 	type write struct {
 		done    time.Time
