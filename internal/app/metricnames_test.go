@@ -209,9 +209,11 @@ func scrapeAfterTraffic(t *testing.T) []byte {
 	me := c.must(201, "POST", "/v1/sessions", "", nil)["session_id"].(string)
 	c.must(200, "POST", "/v1/cart/items", `{"variant_id":"`+variant+`","quantity":1}`, sess(me))
 	co := c.must(201, "POST", "/v1/checkouts", `{"email":"m@example.com"}`, map[string]string{"X-Session-ID": me, "Idempotency-Key": "metrics-1"})
-	c.must(200, "POST", "/v1/checkouts/"+co["id"].(string)+"/complete", `{"payment_token":"tok_ok"}`, sess(me))
+	done2 := c.must(200, "POST", "/v1/checkouts/"+co["id"].(string)+"/complete", `{"payment_token":"tok_ok"}`, sess(me))
 	c.must(200, "GET", "/admin/inventory/"+variant, "", admin())
-	for _, job := range []string{"warm_products", "warm_discounts", "hold_sweep", "checkout_expiry", "checkout_recovery", "reconcile", "outbox"} {
+	order := done2["order"].(map[string]any)["id"].(string)
+	c.must(200, "POST", "/admin/orders/"+order+"/refund", `{"amount":{"amount":100,"currency":"USD"},"reason":"metrics"}`, admin())
+	for _, job := range []string{"warm_products", "warm_discounts", "hold_sweep", "checkout_expiry", "checkout_recovery", "reconcile", "outbox", "payments"} {
 		if err := a.Domains().Jobs.RunNow(ctx, job); err != nil {
 			t.Logf("job %s: %v", job, err)
 		}

@@ -306,7 +306,7 @@ func (a *App) paymentProvider() (checkout.PaymentProvider, error) {
 	cfg := a.cfg
 	switch cfg.Provider() {
 	case ProviderStripe:
-		return stripepay.New(stripepay.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase, Logger: a.log})
+		return stripepay.New(stripepay.Config{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
 	case ProviderTest:
 		a.log.Warn("PAYMENT_PROVIDER=test: THE TEST PAYMENT PROVIDER TAKES NO MONEY; tok_ok pays for any order. "+
 			"Never run a real shop with it: set PAYMENT_PROVIDER=stripe.",

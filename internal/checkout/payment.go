@@ -145,15 +145,10 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 				return s.backToAwaitingStatus(ctx, c, "", unavailable(fmt.Errorf("payment intent %s: confirmation did not reach the provider", in.ID)))
 			}
 			if confirmed || method == "" {
-				st := PaymentStatus(in.Status)
-				if confirmed {
-					st = PaymentFailed
+				if confirmed { // confirmed and back to needing a method: declined
+					return s.backToAwaitingStatus(ctx, c, PaymentFailed, ErrPaymentDeclined)
 				}
-				var cause error = ErrPaymentMethodRequired
-				if confirmed {
-					cause = ErrPaymentDeclined
-				}
-				return s.backToAwaitingStatus(ctx, c, st, cause)
+				return s.backToAwaitingStatus(ctx, c, PaymentStatus(in.Status), ErrPaymentMethodRequired)
 			}
 			confirmed = true
 			pctx, cancel := providerCtx(ctx)

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -30,7 +28,6 @@ type Config struct {
 	// MaxNetworkRetries: how often the SDK repeats a request that failed in transit
 	// (with the same idempotency key, so never twice in effect). Default 2.
 	MaxNetworkRetries int64
-	Logger            *slog.Logger
 }
 
 // Provider is the Stripe payment provider.
@@ -209,10 +206,8 @@ func toRefund(r *stripe.Refund) payment.Refund {
 func mapError(op string, err error) error {
 	var se *stripe.Error
 	if !errors.As(err, &se) {
-		var ne net.Error
-		if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return fmt.Errorf("stripe %s: %w: %w", op, payment.ErrUnavailable, err)
-		}
+		// Not an answer from Stripe (network, timeout, a body that is not Stripe's): the
+		// request may or may not have been processed.
 		return fmt.Errorf("stripe %s: %w: %w", op, payment.ErrUnavailable, err)
 	}
 	msg := fmt.Sprintf("stripe %s: %s (%s, status %d, request %s)", op, se.Msg, se.Code, se.HTTPStatusCode, se.RequestID)
