@@ -48,6 +48,9 @@ type App struct {
 	Sessions *auth.Sessions
 	Tokens   *auth.Tokens
 	routes   *httpx.Routes
+	// addrLimit is the per-address ceiling; its counts are shared across replicas by a
+	// background loop.
+	addrLimit *ratelimit.Address
 
 	domains domains
 	closers []func(context.Context) error
@@ -158,6 +161,8 @@ func (a *App) newEcho() *echo.Echo {
 	trusted, _ := httpx.ParseTrustedProxies(a.cfg.TrustedProxies) // checked by Validate
 	e.IPExtractor = httpx.ClientIP(trusted)
 	a.routes = httpx.NewRoutes(e)
+	a.addrLimit = ratelimit.NewAddress(float64(a.cfg.RateLimitPerAddress), 2*a.cfg.RateLimitPerAddress, a.Reg).
+		Shared(a.Redis, a.Space, float64(a.cfg.RateLimitPerAddress), 2*a.cfg.RateLimitPerAddress)
 	// Order: the per-address ceiling runs before anything that costs Redis calls or
 	// cryptography (sessions, tokens, the admin token), on every path.
 	if a.tp != nil {
@@ -166,7 +171,7 @@ func (a *App) newEcho() *echo.Echo {
 	e.Pre(httpx.HeadAsGet())
 	e.Use(httpx.RestoreHead(), httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg), a.routes),
 		httpx.SecurityHeaders(),
-		ratelimit.NewAddress(float64(a.cfg.RateLimitPerAddress), 2*a.cfg.RateLimitPerAddress, a.Reg).Middleware(),
+		a.addrLimit.Middleware(),
 		a.routes.MethodNotAllowed(), httpx.QueryStorable(), exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
 	registerOps(e, a.Pool, a.Redis, a.Reg)
 	return e

@@ -219,6 +219,9 @@ func (a *App) wireDomains(ctx context.Context) error {
 // before the connections close.
 func (a *App) startBackground(ctx context.Context) error {
 	d := &a.domains
+	shareCtx, stopShare := context.WithCancel(context.WithoutCancel(ctx))
+	go a.addrLimit.Run(shareCtx)
+	a.closers = append(a.closers, func(context.Context) error { stopShare(); return nil })
 	d.Catalog.Start(ctx)
 	a.closers = append(a.closers, d.Catalog.Stop)
 	if err := d.Carts.Start(ctx); err != nil {

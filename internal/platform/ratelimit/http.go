@@ -1,17 +1,20 @@
 package ratelimit
 
 import (
+	"context"
 	"math"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/rkey"
 )
 
 // KeyOf identifies the caller of a storefront request: the customer when a valid token
@@ -79,6 +82,7 @@ func retryAfterSeconds(d time.Duration) int { return max(1, int(math.Ceil(d.Seco
 type Address struct {
 	l       *Local
 	results *prometheus.CounterVec
+	share   *addrShare
 }
 
 // NewAddress returns the ceiling (perSecond 0 or less: off) and registers
@@ -101,8 +105,18 @@ func (a *Address) Middleware() echo.MiddlewareFunc {
 			return next
 		}
 		return func(c echo.Context) error {
+			addr := AddressOf(c)
+			if a.share != nil {
+				if refused, wait := a.share.refused(addr); refused {
+					a.results.WithLabelValues("limited").Inc()
+					return httpx.RateLimited(retryAfterSeconds(wait))
+				}
+			}
 			before := a.l.Overflow.Load()
-			ok, wait := a.l.Allow(AddressOf(c))
+			ok, wait := a.l.Allow(addr)
+			if ok && a.share != nil {
+				a.share.admitted(addr)
+			}
 			switch {
 			case !ok:
 				a.results.WithLabelValues("limited").Inc()
@@ -113,6 +127,35 @@ func (a *Address) Middleware() echo.MiddlewareFunc {
 				a.results.WithLabelValues("allowed").Inc()
 			}
 			return next(c)
+		}
+	}
+}
+
+// Shared makes the ceiling hold across replicas: once per window (1 s) the counts of busy
+// addresses are added up in Redis by a background loop (Run), never on the request path.
+func (a *Address) Shared(rdb redis.UniversalClient, space rkey.Space, perSecond float64, burst int) *Address {
+	if a.l != nil {
+		a.share = newAddrShare(rdb, space, perSecond, burst, time.Second)
+	}
+	return a
+}
+
+// Run shares the counts every window until ctx ends. Errors (Redis down) are skipped:
+// each replica's own ceiling still applies meanwhile.
+func (a *Address) Run(ctx context.Context) {
+	if a.share == nil {
+		return
+	}
+	t := time.NewTicker(a.share.window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, a.share.window)
+			_ = a.share.sync(sctx)
+			cancel()
 		}
 	}
 }

@@ -1,0 +1,68 @@
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/testenv"
+)
+
+// TestAddressCeilingHoldsAcrossReplicas: two replicas each admit an address's burst on
+// their own; once their counts are shared, the address is refused by both for the rest
+// of the window, and another address is not.
+func TestAddressCeilingHoldsAcrossReplicas(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	const rate, burst = 10, 20 // one window (1 s) allows 10 + 20 = 30 requests
+	replica := func() (*Address, *echo.Echo) {
+		a := NewAddress(rate, burst, prometheus.NewRegistry()).Shared(rdb, space, rate, burst)
+		e := echo.New()
+		e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
+		e.IPExtractor = echo.ExtractIPDirect()
+		e.Use(a.Middleware())
+		e.GET("/x", func(c echo.Context) error { return c.NoContent(204) })
+		return a, e
+	}
+	get := func(e *echo.Echo, addr string) int {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.RemoteAddr = addr + ":1"
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	a1, e1 := replica()
+	a2, e2 := replica()
+	// 16 each: within either replica's own burst (20), over the shared allowance (30).
+	admitted := 0
+	for range 16 {
+		for _, e := range []*echo.Echo{e1, e2} {
+			if get(e, "192.0.2.50") == 204 {
+				admitted++
+			}
+		}
+	}
+	if admitted != 32 {
+		t.Fatalf("before sharing, each replica admits within its own burst: %d, want 32", admitted)
+	}
+	ctx := context.Background()
+	// One round each, then the first replica's next round re-reads the total.
+	for _, a := range []*Address{a1, a2, a1} {
+		if err := a.share.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 32 > 30 across the two: both refuse the address now, though each alone would admit.
+	for i, e := range []*echo.Echo{e1, e2} {
+		if code := get(e, "192.0.2.50"); code != 429 {
+			t.Fatalf("replica %d after sharing: %d, want 429", i+1, code)
+		}
+		if code := get(e, "192.0.2.51"); code != 204 {
+			t.Fatalf("replica %d, another address: %d, want 204", i+1, code)
+		}
+	}
+}
