@@ -11,6 +11,8 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -45,6 +47,12 @@ func OpenWithTimeout(ctx context.Context, url string, maxConns int32, timeout ti
 		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(4*timeout.Milliseconds(), 10)
 		cfg.ConnConfig.ConnectTimeout = timeout
 	}
+	// Failover: a multi-host DATABASE_URL (host=a,b with target_session_attrs=read-write)
+	// makes every new connection find the current primary. A connection to a primary that
+	// died is closed by pgx on its first error and never returns to the pool; one to a
+	// server that has become a standby (in_hot_standby, reported by PostgreSQL 14+) is
+	// dropped when released, so the next acquire dials the new primary.
+	cfg.AfterRelease = func(c *pgx.Conn) bool { return !Standby(c.PgConn()) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -55,6 +63,9 @@ func OpenWithTimeout(ctx context.Context, url string, maxConns int32, timeout ti
 	}
 	return pool, nil
 }
+
+// Standby reports whether the server of c says it is a hot standby (read-only).
+func Standby(c *pgconn.PgConn) bool { return c.ParameterStatus("in_hot_standby") == "on" }
 
 // Migrate applies (up) or rolls back one step (down) of the embedded migrations.
 func Migrate(pool *pgxpool.Pool, direction string) error {
