@@ -2,15 +2,18 @@
 # ha-redis.sh start|stop|status [base_port]
 #
 # A throwaway Redis Sentinel setup on 127.0.0.1 from Debian's redis-server: a master on
-# base_port (default 7101), its replica on base_port+1, and three sentinels on
-# base_port+2..base_port+4 (redis-server --sentinel, what the redis-sentinel package runs)
+# base_port (default 7101), two replicas on base_port+1 and base_port+2, and three
+# sentinels on base_port+3..base_port+5 (redis-server --sentinel, what the redis-sentinel
+# package runs)
 # monitoring the master as "commerce" with quorum 2, down-after 1000 ms. No persistence
-# (the HA tests kill nodes and check what the replica kept). Everything lives under
+# (the HA tests kill nodes and check what the replicas kept). Two replicas, so that after
+# the master is lost the new master still has one to confirm writes to (the service's
+# REDIS_REPLICA_ACKS=1). Everything lives under
 # ${HA_REDIS_DIR:-${TMPDIR:-/tmp}/commerce-ha-redis}/BASE.
 #
-#   start   start the five processes and wait until every sentinel knows the master, the
-#           replica and the two other sentinels. Prints on stdout:
-#               REDIS_SENTINEL_ADDRS=127.0.0.1:7103,127.0.0.1:7104,127.0.0.1:7105
+#   start   start the six processes and wait until every sentinel knows the master, both
+#           replicas and the two other sentinels. Prints on stdout:
+#               REDIS_SENTINEL_ADDRS=127.0.0.1:7104,127.0.0.1:7105,127.0.0.1:7106
 #               REDIS_MASTER_NAME=commerce
 #           so `eval "$(scripts/ha-redis.sh start)"` works; progress goes to stderr.
 #   stop    stop every process this script started (by the pids it recorded) and remove
@@ -26,8 +29,8 @@ CMD="$1"
 BASE="${2:-${HA_REDIS_BASE_PORT:-7101}}"
 [[ "$BASE" =~ ^[0-9]+$ ]] && [ "$BASE" -ge 1 ] && [ "$BASE" -le 65530 ] || die "bad base port '$BASE'"
 MASTER=$BASE
-REPLICA=$((BASE + 1))
-SENTINELS=($((BASE + 2)) $((BASE + 3)) $((BASE + 4)))
+REPLICAS=($((BASE + 1)) $((BASE + 2)))
+SENTINELS=($((BASE + 3)) $((BASE + 4)) $((BASE + 5)))
 NAME="${HA_REDIS_MASTER_NAME:-commerce}"
 ROOT="${HA_REDIS_DIR:-${TMPDIR:-/tmp}/commerce-ha-redis}/$BASE"
 WAIT="${HA_REDIS_WAIT:-30}"
@@ -71,10 +74,12 @@ ready() {
 	for p in "${SENTINELS[@]}"; do
 		local m
 		m="$(rcli "$p" sentinel master "$NAME" | tr -d '\r')" || return 1
-		[ "$(sed -n '/^num-slaves$/{n;p}' <<<"$m")" = "1" ] || return 1
+		[ "$(sed -n '/^num-slaves$/{n;p}' <<<"$m")" = "2" ] || return 1
 		[ "$(sed -n '/^num-other-sentinels$/{n;p}' <<<"$m")" = "2" ] || return 1
 	done
-	[ "$(rcli "$REPLICA" info replication | tr -d '\r' | sed -n 's/^master_link_status://p')" = "up" ]
+	for p in "${REPLICAS[@]}"; do
+		[ "$(rcli "$p" info replication | tr -d '\r' | sed -n 's/^master_link_status://p')" = "up" ] || return 1
+	done
 }
 
 stop_all() {
@@ -99,14 +104,14 @@ start)
 		stop_all
 		mkdir -p "$ROOT"
 		start_data "$MASTER"
-		start_data "$REPLICA" --replicaof 127.0.0.1 "$MASTER"
+		for p in "${REPLICAS[@]}"; do start_data "$p" --replicaof 127.0.0.1 "$MASTER"; done
 		for p in "${SENTINELS[@]}"; do start_sentinel "$p"; done
 		deadline=$((SECONDS + WAIT))
 		until ready; do
 			((SECONDS < deadline)) || die "sentinels did not see the master, replica and each other within ${WAIT}s (logs in $ROOT)"
 			sleep 0.3
 		done
-		log "master 127.0.0.1:$MASTER, replica 127.0.0.1:$REPLICA, sentinels ${SENTINELS[*]}"
+		log "master 127.0.0.1:$MASTER, replicas ${REPLICAS[*]}, sentinels ${SENTINELS[*]}"
 	fi
 	echo "REDIS_SENTINEL_ADDRS=127.0.0.1:${SENTINELS[0]},127.0.0.1:${SENTINELS[1]},127.0.0.1:${SENTINELS[2]}"
 	echo "REDIS_MASTER_NAME=$NAME"

@@ -36,6 +36,9 @@ type Config struct {
 	RedisSentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" envSeparator:","`
 	RedisMasterName       string   `env:"REDIS_MASTER_NAME"`
 	RedisSentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD"`
+	// REDIS_REPLICA_ACKS > 0: every write to the L1/L3 instance waits (WAIT) until that
+	// many replicas have it, so a Sentinel failover never loses an acknowledged write.
+	RedisReplicaAcks int `env:"REDIS_REPLICA_ACKS" envDefault:"0"`
 	// L2 on its own instance: REDIS_CACHE_URL (a node, or Sentinel with ?sentinel=NAME) or
 	// REDIS_CACHE_ADDRS (Cluster). Unset, L2 shares the L1/L3 instance.
 	RedisCacheURL   string   `env:"REDIS_CACHE_URL"`
@@ -221,6 +224,12 @@ func (c Config) Validate() error {
 	if len(c.RedisSentinelAddrs) > 0 && len(c.RedisAddrs) > 0 {
 		errs = append(errs, errors.New("set REDIS_SENTINEL_ADDRS or REDIS_ADDRS (Cluster), not both"))
 	}
+	if c.RedisReplicaAcks < 0 || c.RedisReplicaAcks > 16 {
+		errs = append(errs, errors.New("REDIS_REPLICA_ACKS must be between 0 (off) and 16"))
+	}
+	if c.RedisReplicaAcks > 0 && len(c.RedisAddrs) > 0 {
+		errs = append(errs, errors.New("REDIS_REPLICA_ACKS needs a single Redis or Sentinel, not Cluster (REDIS_ADDRS)"))
+	}
 	if c.RedisCacheURL != "" && len(c.RedisCacheAddrs) > 0 {
 		errs = append(errs, errors.New("set REDIS_CACHE_URL or REDIS_CACHE_ADDRS (Cluster), not both"))
 	}
@@ -261,7 +270,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database_url", maskURL(c.DatabaseURL)), slog.String("redis_url", maskURL(c.RedisURL)),
 		slog.Any("redis_addrs", c.RedisAddrs), slog.String("redis_password", mask(c.RedisPassword)),
 		slog.String("redis_prefix", c.RedisPrefix), slog.Any("redis_sentinel_addrs", c.RedisSentinelAddrs),
-		slog.String("redis_master_name", c.RedisMasterName),
+		slog.String("redis_master_name", c.RedisMasterName), slog.Int("redis_replica_acks", c.RedisReplicaAcks),
 		slog.String("redis_sentinel_password", mask(c.RedisSentinelPassword)),
 		slog.String("redis_cache_url", maskURL(c.RedisCacheURL)), slog.Any("redis_cache_addrs", c.RedisCacheAddrs),
 		slog.String("admin_token", mask(c.AdminToken)), slog.String("auth_jwt_secret", mask(c.JWTSecret)),

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -74,8 +75,20 @@ func OpenRedis(c Config) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis (REDIS_URL/REDIS_ADDRS/REDIS_SENTINEL_ADDRS): %w", err)
 	}
-	return newRedisClient(opts), nil
+	rdb := newRedisClient(opts)
+	if c.RedisReplicaAcks > 0 {
+		cl, ok := rdb.(*redis.Client)
+		if !ok {
+			return nil, errors.New("REDIS_REPLICA_ACKS needs a single Redis or Sentinel, not Cluster")
+		}
+		cl.AddHook(&replicaAck{client: cl, acks: c.RedisReplicaAcks, timeout: c.replicaAckTimeout()})
+	}
+	return rdb, nil
 }
+
+// replicaAckTimeout bounds WAIT: half the Redis timeout, so the round trip of the write
+// and its WAIT stays within the read timeout.
+func (c Config) replicaAckTimeout() time.Duration { return max(c.RedisTimeout/2, time.Millisecond) }
 
 // OpenCacheRedis returns the client of the L2 cache instance, or nil when L2 shares the
 // state instance (REDIS_CACHE_URL and REDIS_CACHE_ADDRS unset). It takes the same pool,

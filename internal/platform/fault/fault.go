@@ -61,11 +61,14 @@ func IsUnavailable(err error) bool {
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
 		return true
 	}
-	// go-redis reports "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN" as Redis errors.
+	// go-redis reports "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN" as Redis errors;
+	// "READONLY" is a write that reached a master Sentinel has just demoted (the client
+	// moves to the new master on +switch-master); "NOREPLICAS" is a write the replicas did
+	// not confirm (min-replicas-to-write, or the service's own WAIT).
 	var re redis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
-		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY"} {
+		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "READONLY", "NOREPLICAS"} {
 			if strings.HasPrefix(msg, p) {
 				return true
 			}
