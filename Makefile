@@ -52,7 +52,7 @@ eval "$$saved"; \
 export APP_ENV="$${APP_ENV:-development}";
 endef
 
-.PHONY: help services run test test-cluster mutate bench fuzz lint migrate up down build alerts
+.PHONY: help services run test test-ha test-cluster mutate bench fuzz lint migrate up down build alerts
 
 help: ## list the targets
 	@echo "commerce — make targets:"
@@ -106,6 +106,10 @@ test-cluster: services ## run the inventory, cart and checkout tests against a l
 
 mutate: services ## mutation check: break each guard of cmd/mutate/mutants.go in a scratch copy; fail if the tests named for it still pass
 	$(GO) run ./cmd/mutate $(MUTATE_FLAGS)
+
+test-ha: services ## fail Redis (Sentinel) and PostgreSQL (streaming standby) over under 32 shoppers, on private ports (about 2 min)
+	$(GO) test -tags ha -count=1 -timeout 15m -run '^TestHA' -v $(TEST_FLAGS) ./internal/app/ 2>&1 | \
+		grep -v -e '^redis: ' -e '^=== RUN'
 
 bench: services $(DEV_ENV) ## run the load benchmark (BENCH_QUICK=1: under a minute; BENCH_GO=1: also go test -bench)
 	@$(load_dev_env) \

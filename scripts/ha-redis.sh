@@ -2,17 +2,24 @@
 # ha-redis.sh start|stop|status [base_port]
 #
 # A throwaway Redis Sentinel setup on 127.0.0.1 from Debian's redis-server: a master on
-# base_port (default 7101), two replicas on base_port+1 and base_port+2, and three
+# base_port (default 7101), a replica on base_port+1 and a replica of that replica on
+# base_port+2 (chained), and three
 # sentinels on base_port+3..base_port+5 (redis-server --sentinel, what the redis-sentinel
 # package runs)
 # monitoring the master as "commerce" with quorum 2, down-after 1000 ms. No persistence
-# (the HA tests kill nodes and check what the replicas kept). Two replicas, so that after
-# the master is lost the new master still has one to confirm writes to (the service's
-# REDIS_REPLICA_ACKS=1). Everything lives under
+# (the HA tests kill nodes and check what the replicas kept).
+#
+# Why chained: with REDIS_REPLICA_ACKS=1 the service's writes wait until one replica of
+# the master has them (WAIT counts direct replicas only). The master has exactly one
+# direct replica, the one Sentinel will promote, so a write the master takes after that
+# replica left it (SENTINEL FAILOVER) is never confirmed, hence never acknowledged, and
+# after the promotion the new master still has a direct replica (the chained one) to
+# confirm writes to. With two direct replicas, the second could confirm a write and then
+# be resynchronized from the promoted one, losing it. Everything lives under
 # ${HA_REDIS_DIR:-${TMPDIR:-/tmp}/commerce-ha-redis}/BASE.
 #
-#   start   start the six processes and wait until every sentinel knows the master, both
-#           replicas and the two other sentinels. Prints on stdout:
+#   start   start the six processes and wait until every sentinel knows the master, its
+#           replica and the two other sentinels, and both replicas are in sync. Prints on stdout:
 #               REDIS_SENTINEL_ADDRS=127.0.0.1:7104,127.0.0.1:7105,127.0.0.1:7106
 #               REDIS_MASTER_NAME=commerce
 #           so `eval "$(scripts/ha-redis.sh start)"` works; progress goes to stderr.
@@ -74,7 +81,7 @@ ready() {
 	for p in "${SENTINELS[@]}"; do
 		local m
 		m="$(rcli "$p" sentinel master "$NAME" | tr -d '\r')" || return 1
-		[ "$(sed -n '/^num-slaves$/{n;p}' <<<"$m")" = "2" ] || return 1
+		[ "$(sed -n '/^num-slaves$/{n;p}' <<<"$m")" = "1" ] || return 1
 		[ "$(sed -n '/^num-other-sentinels$/{n;p}' <<<"$m")" = "2" ] || return 1
 	done
 	for p in "${REPLICAS[@]}"; do
@@ -104,7 +111,8 @@ start)
 		stop_all
 		mkdir -p "$ROOT"
 		start_data "$MASTER"
-		for p in "${REPLICAS[@]}"; do start_data "$p" --replicaof 127.0.0.1 "$MASTER"; done
+		start_data "${REPLICAS[0]}" --replicaof 127.0.0.1 "$MASTER"
+		start_data "${REPLICAS[1]}" --replicaof 127.0.0.1 "${REPLICAS[0]}"
 		for p in "${SENTINELS[@]}"; do start_sentinel "$p"; done
 		deadline=$((SECONDS + WAIT))
 		until ready; do
