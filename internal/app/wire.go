@@ -204,7 +204,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 		}
 		return nil
 	}).Register(v1, adm)
-	inventory.NewHandler(inv).Register(v1, adm)
+	inventory.NewHandler(inv).WithIdempotency(d.Idempotency).Register(v1, adm)
 	discount.NewHandler(d.Discounts).Register(v1, adm)
 	cart.NewHandler(d.Carts, d.Prefs).Register(v1, adm)
 	checkout.NewHandler(d.Checkout, cfg.WebhookSecret).WithStripe(stripeVerifier(cfg.StripeWebhookSecret)).Register(v1, adm)

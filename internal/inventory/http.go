@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"commerce/internal/platform/fault"
 	"commerce/internal/platform/httpx"
+	"commerce/internal/platform/idempotency"
 )
 
 // maxReconcileIDs bounds the variant_ids of one reconcile request.
@@ -20,11 +22,55 @@ const maxReconcileIDs = 10000
 
 // Handler serves the inventory routes of the API contract.
 type Handler struct {
-	svc *Service
+	svc  *Service
+	idem *idempotency.Store
 }
 
-// NewHandler returns the handler of the availability and /admin/inventory routes.
-func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+// NewHandler returns the handler of the availability and /admin/inventory routes. Its
+// Idempotency-Key records live in the service's Redis with the default bounds until
+// WithIdempotency gives the app's shared store.
+func NewHandler(svc *Service) *Handler {
+	return &Handler{svc: svc, idem: idempotency.New(svc.r.rdb, svc.r.space, nil, idempotency.Options{Logger: svc.log})}
+}
+
+// WithIdempotency makes the handler keep its Idempotency-Key records in store.
+func (h *Handler) WithIdempotency(store *idempotency.Store) *Handler {
+	h.idem = store
+	return h
+}
+
+// Idempotency scopes of the operator's stock changes.
+const (
+	scopeAdjust = "inv-adjust"
+	scopeSet    = "inv-set"
+)
+
+// adminCaller is the caller of the admin routes in Idempotency-Key records (one admin
+// token).
+const adminCaller = "admin"
+
+// keyed runs a stock change once per Idempotency-Key (see package idempotency), and with
+// a key its ledger reference is KeyReference(scope, key): a retry after an answer that was
+// lost or a 5xx never applies the change twice, since PostgreSQL holds at most one ledger
+// row per key, and a change found applied answers 200 with the current levels.
+func (h *Handler) keyed(c echo.Context, scope, fingerprint string, change func(ctx context.Context, reference string) (Levels, error),
+	id uuid.UUID) error {
+	ref := reference(c)
+	if key := c.Request().Header.Get(idempotency.Header); key != "" {
+		ref = KeyReference(scope, key)
+	}
+	return h.idem.Handle(c, idempotency.Handler{Scope: scope, Caller: adminCaller, Fingerprint: fingerprint,
+		ToHTTP: mapErr, Run: func(ctx context.Context) (int, any, error) {
+			l, err := change(ctx, ref)
+			if AlreadyApplied(err) {
+				l, err = h.svc.Levels(ctx, id)
+			}
+			if err != nil {
+				return 0, nil, err
+			}
+			return http.StatusOK, toLevelsJSON(l), nil
+		}})
+}
 
 // Register mounts GET /v1/variants/{id}/availability on v1 and the /admin/inventory
 // routes on admin (already guarded by the admin token).
@@ -166,11 +212,10 @@ func (h *Handler) adjust(c echo.Context) error {
 	if len(fields) > 0 {
 		return httpx.Validation(fields)
 	}
-	l, err := h.svc.Adjust(c.Request().Context(), id, *req.Delta, *req.Reason, reference(c))
-	if err != nil {
-		return mapErr(err)
-	}
-	return c.JSON(http.StatusOK, toLevelsJSON(l))
+	fp := fmt.Sprintf("adjust\x00%s\x00%d\x00%s", id, *req.Delta, *req.Reason)
+	return h.keyed(c, scopeAdjust, fp, func(ctx context.Context, ref string) (Levels, error) {
+		return h.svc.Adjust(ctx, id, *req.Delta, *req.Reason, ref)
+	}, id)
 }
 
 func (h *Handler) set(c echo.Context) error {
@@ -193,11 +238,10 @@ func (h *Handler) set(c echo.Context) error {
 	if len(fields) > 0 {
 		return httpx.Validation(fields)
 	}
-	l, err := h.svc.Set(c.Request().Context(), id, *req.OnHand, *req.Reason)
-	if err != nil {
-		return mapErr(err)
-	}
-	return c.JSON(http.StatusOK, toLevelsJSON(l))
+	fp := fmt.Sprintf("set\x00%s\x00%d\x00%s", id, *req.OnHand, *req.Reason)
+	return h.keyed(c, scopeSet, fp, func(ctx context.Context, ref string) (Levels, error) {
+		return h.svc.SetRef(ctx, id, *req.OnHand, *req.Reason, ref)
+	}, id)
 }
 
 func (h *Handler) reconcile(c echo.Context) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -486,6 +489,11 @@ func (s *Service) adjust(ctx context.Context, id uuid.UUID, delta int64, expecte
 // returns the new levels. Setting the current value changes nothing.
 // Errors: as Adjust, and ErrConcurrentChange after repeated lost races.
 func (s *Service) Set(ctx context.Context, variantID uuid.UUID, onHand int64, reason string) (Levels, error) {
+	return s.SetRef(ctx, variantID, onHand, reason, "")
+}
+
+// SetRef is Set with the ledger reference of the change (see KeyReference).
+func (s *Service) SetRef(ctx context.Context, variantID uuid.UUID, onHand int64, reason, reference string) (Levels, error) {
 	if onHand < 0 || onHand > MaxOnHand {
 		return Levels{}, fmt.Errorf("on_hand must be between 0 and %d: %w", MaxOnHand, ErrInvalid)
 	}
@@ -502,7 +510,7 @@ func (s *Service) Set(ctx context.Context, variantID uuid.UUID, onHand int64, re
 			return s.Levels(ctx, variantID)
 		}
 		cur := row.OnHand
-		err = s.adjust(ctx, variantID, delta, &cur, reason, "")
+		err = s.adjust(ctx, variantID, delta, &cur, reason, reference)
 		if errors.Is(err, errCASFailed) {
 			continue
 		}
@@ -512,6 +520,22 @@ func (s *Service) Set(ctx context.Context, variantID uuid.UUID, onHand int64, re
 		return s.Levels(ctx, variantID)
 	}
 	return Levels{}, fmt.Errorf("set %s: %w", variantID, ErrConcurrentChange)
+}
+
+// KeyReference is the ledger reference of an operator's change sent with an
+// Idempotency-Key: 'key:' and a hash of scope (the route) and key. The ledger holds at
+// most one row per such reference (migration 000020), so the change applies at most once
+// however often it is retried; a retry gets an error for which AlreadyApplied is true.
+func KeyReference(scope, key string) string {
+	h := sha256.Sum256([]byte("inventory-key\x00" + scope + "\x00" + key))
+	return "key:" + hex.EncodeToString(h[:16])
+}
+
+// AlreadyApplied reports whether err says that the change of a KeyReference was applied
+// by an earlier attempt (its ledger row exists): nothing was changed this time.
+func AlreadyApplied(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "stock_ledger_key_uniq"
 }
 
 // ---------------------------------------------------------------------------- reads

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS stock_ledger_key_uniq;
