@@ -255,7 +255,9 @@ func (r *runner) scaleCatalog(ctx context.Context, so ScaleOptions) error {
 		Why: "products are read from PostgreSQL and written with pipelined versioned fills, 500 at a time: linear in products"}
 	listC := ScaleCurve{Name: "listing page (PostgreSQL, per_page 100)", SizeOf: "page number",
 		Why: "the page's ids come from an index scan of (created_at, id) with OFFSET, which walks the skipped entries " +
-			"(linear in the page number, but only index entries); only the 100 rows of the page are built"}
+			"(linear in the page number, but only index entries); only the 100 rows of the page are built. Every page " +
+			"also counts the active products for its total (linear in the catalog, not in the page); the HTTP route " +
+			"caches each page with its total per catalog generation"}
 	created := 0
 	for _, step := range []int{so.Products / 10, so.Products} {
 		if _, err := CreateProducts(ctx, r.env.App.Pool, "scale-"+strconv.Itoa(step), step-created, 1, 100, r.env.Cfg.Currency); err != nil {
