@@ -3,12 +3,16 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"commerce/internal/platform/testenv"
 )
@@ -260,5 +264,126 @@ func TestSeparateCacheTier(t *testing.T) {
 	}
 	if !body.State.SeparateCache || len(body.State.Nodes) != 1 || body.State.Nodes[0].Addr != state.Addr {
 		t.Errorf("stats: %s", r.body)
+	}
+}
+
+// TestCacheEvictionNeverTouchesL1: with REDIS_CACHE_URL the caches live on an instance
+// under allkeys-lru with a tiny maxmemory. Reading a catalog bigger than that memory
+// evicts cache entries, every read still answers 200 (from PostgreSQL on a miss), and no
+// L1 or L3 key is lost: the state instance evicts nothing, every variant keeps
+// available + held = on_hand with no drift (before any reconcile), its held units equal
+// the open checkouts' units, and every shopper's session and cart are still there.
+func TestCacheEvictionNeverTouchesL1(t *testing.T) {
+	state, cache := testenv.StartRedis(t), testenv.StartRedis(t)
+	ctx := context.Background()
+	cdirect, sdirect := cache.Client(), state.Client()
+	used := func(c interface {
+		Info(context.Context, ...string) *redis.StringCmd
+	}, field string) int64 {
+		info := c.Info(ctx, "memory", "stats").Val()
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		t.Fatalf("no %s in INFO", field)
+		return 0
+	}
+	// Room for a few dozen cached products, not for the whole catalog.
+	limit := used(cdirect, "used_memory") + 256<<10
+	if err := cdirect.ConfigSet(ctx, "maxmemory", strconv.FormatInt(limit, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cdirect.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sdirect.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := stateRedisConfig(t, state, "test")
+	cfg.RedisCacheURL = "redis://" + cache.Addr + "/0"
+	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	e := &chaosEnv{t: t, a: a, h: a.Handler()}
+	e.pool = a.Pool
+
+	const products, stock = 120, 50
+	desc := strings.Repeat("A long product description that makes each cache entry big. ", 64) // ~4 KiB
+	type item struct{ product, variant string }
+	items := make([]item, products)
+	for i := range items {
+		slug := fmt.Sprintf("evict-%d", i)
+		r := e.send("POST", "/admin/products", fmt.Sprintf(`{"slug":%q,"name":"Evictable","description":%q,
+			"category":"shoes","status":"active","attributes":{},"variants":[{"sku":%q,"name":"42",
+			"price":{"amount":1000,"currency":"USD"},"attributes":{},"stock":%d}]}`, slug, desc, "SKU-"+slug, stock), admin())
+		if r.status != http.StatusCreated {
+			t.Fatalf("create product: %d %s", r.status, r.body)
+		}
+		items[i] = item{field(r, "id"), ""}
+		var p struct {
+			Variants []struct {
+				ID string `json:"id"`
+			} `json:"variants"`
+		}
+		if err := json.Unmarshal(r.body, &p); err != nil || len(p.Variants) != 1 {
+			t.Fatalf("create product: %s", r.body)
+		}
+		items[i].variant = p.Variants[0].ID
+	}
+	// Shoppers hold units of every fourth variant (L1 holds, L3 sessions and carts).
+	held := map[string]int64{}
+	var shops []*shop
+	for i := 0; i < products; i += 4 {
+		s := &shop{e: e}
+		if r := s.newSession(); r.status != http.StatusCreated {
+			t.Fatalf("session: %d %s", r.status, r.body)
+		}
+		if r := s.add(items[i].variant, 2); r.status >= 300 {
+			t.Fatalf("cart: %d %s", r.status, r.body)
+		}
+		if r := s.startCheckout(); r.status != http.StatusCreated {
+			t.Fatalf("checkout: %d %s", r.status, r.body)
+		}
+		held[items[i].variant] = 2
+		shops = append(shops, s)
+	}
+	// Browse the whole catalog a few times: more than the cache can hold.
+	for round := 0; round < 3; round++ {
+		for _, it := range items {
+			if r := e.send("GET", "/v1/products/"+it.product, "", nil); r.status != http.StatusOK {
+				t.Fatalf("product read under eviction: %d %s", r.status, r.body)
+			}
+		}
+	}
+	if n := used(cdirect, "evicted_keys"); n == 0 {
+		t.Fatalf("the cache instance evicted nothing (maxmemory %d): the test did not create pressure", limit)
+	} else {
+		t.Logf("cache instance evicted %d keys", n)
+	}
+	if n := used(sdirect, "evicted_keys"); n != 0 {
+		t.Errorf("the state instance evicted %d keys", n)
+	}
+	// The invariant, read straight from Redis (no reconcile first).
+	for _, it := range items {
+		r := e.send("GET", "/admin/inventory/"+it.variant, "", admin())
+		var l invLevels
+		if err := json.Unmarshal(r.body, &l); err != nil || r.status != http.StatusOK {
+			t.Fatalf("inventory: %d %s", r.status, r.body)
+		}
+		if l.Drift != 0 || l.Available+l.Held != l.OnHand || l.OnHand != stock || l.Held != held[it.variant] {
+			t.Errorf("variant %s after cache eviction: %+v, want on_hand %d, held %d, no drift", it.variant, l, stock, held[it.variant])
+		}
+	}
+	for _, s := range shops {
+		if r := e.send("GET", "/v1/cart", "", sess(s.sid)); r.status != http.StatusOK {
+			t.Errorf("cart of a shopper after cache eviction: %d %s", r.status, r.body)
+		}
+		if r := e.send("GET", "/v1/checkouts/"+s.checkout, "", sess(s.sid)); r.status != http.StatusOK {
+			t.Errorf("checkout of a shopper after cache eviction: %d %s", r.status, r.body)
+		}
 	}
 }
