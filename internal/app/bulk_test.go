@@ -60,6 +60,9 @@ func TestPatchVariantLowStockThreshold(t *testing.T) {
 	if got, err := a.Domains().Inventory.LowStockThreshold(t.Context(), id); err != nil || got != 5 {
 		t.Fatalf("threshold %d, %v", got, err)
 	}
+	if lv := do(t, a.Handler(), call{method: "GET", path: "/admin/inventory/" + id.String(), headers: admin()}).json(t); lv["low_stock_threshold"] != float64(5) {
+		t.Fatalf("levels do not show the threshold: %v", lv)
+	}
 	if r := do(t, a.Handler(), call{method: "PATCH", path: path, body: `{"low_stock_threshold":-1}`, headers: admin()}); r.status != 422 {
 		t.Fatalf("negative threshold: %d %s", r.status, r.body)
 	}

@@ -106,6 +106,8 @@ type levelsJSON struct {
 	HoldsCount int64      `json:"holds_count"`
 	Holds      []holdJSON `json:"holds"`
 	Drift      int64      `json:"drift"`
+	// LowStockThreshold is only in GET's answer (0: no low-stock event).
+	LowStockThreshold *int64 `json:"low_stock_threshold,omitempty"`
 }
 
 func toLevelsJSON(l Levels) levelsJSON {
@@ -180,7 +182,13 @@ func (h *Handler) levels(c echo.Context) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	return c.JSON(http.StatusOK, toLevelsJSON(l))
+	thr, err := h.svc.LowStockThreshold(c.Request().Context(), id)
+	if err != nil {
+		return mapErr(err)
+	}
+	out := toLevelsJSON(l)
+	out.LowStockThreshold = &thr
+	return c.JSON(http.StatusOK, out)
 }
 
 func checkReason(r *string, fields map[string]string) {

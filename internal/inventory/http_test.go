@@ -119,7 +119,7 @@ func TestHTTPLevelsAdjustSet(t *testing.T) {
 	}
 	path := "/admin/inventory/" + id.String()
 	code, body, _ := h.do("GET", path, "")
-	if code != 200 || fieldsOf(body) != "available,drift,held,holds,holds_count,on_hand,variant_id" || body["on_hand"] != 10.0 ||
+	if code != 200 || fieldsOf(body) != "available,drift,held,holds,holds_count,low_stock_threshold,on_hand,variant_id" || body["on_hand"] != 10.0 ||
 		body["available"] != 6.0 || body["held"] != 4.0 || body["drift"] != 0.0 {
 		t.Fatalf("levels = %d %v", code, body)
 	}
