@@ -2,8 +2,6 @@ package cart
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -338,76 +336,6 @@ func (s *Service) RemoveCoupon(ctx context.Context, o Owner) (Cart, error) {
 	return s.mutate(ctx, o, s.r.coupon, "")
 }
 
-// Merge moves session's cart into customer's at login and returns the customer's cart:
-// quantities summed per variant, capped at 100 per line and at the stock available now
-// (a line the customer already had is never reduced), new lines beyond 50 dropped, the
-// customer's coupon kept else the session's, the session cart deleted. Idempotent: a
-// second call, or a call without a session cart, changes nothing and returns the customer
-// cart. Errors: *LockedError when either cart is frozen by a checkout, ErrInvalidOwner.
-//
-// The two carts live in different Redis hash slots (Cluster), so the merge itself is one
-// script on the customer cart (cart_merge.lua, idempotent through a per-session marker
-// holding the merged session version), between a read of the session cart and
-// cart_merge_drop.lua on the session cart. A crash between the two leaves the session
-// cart in place, and a retry merges nothing twice.
-func (s *Service) Merge(ctx context.Context, customerID, sessionID string) (Cart, error) {
-	cust, sess := CustomerOwner(customerID), SessionOwner(sessionID)
-	if err := cust.Validate(); err != nil {
-		return Cart{}, err
-	}
-	if err := sess.Validate(); err != nil {
-		return Cart{}, err
-	}
-	sessKey := s.r.cartKey(sess)
-	fields, err := s.r.hgetall(ctx, sessKey)
-	if err != nil {
-		return Cart{}, fmt.Errorf("cart merge: %w", err)
-	}
-	if len(fields) == 0 {
-		return s.Get(ctx, cust)
-	}
-	src := stateFromHash(fields, time.Now())
-	if src.lock != "" {
-		return Cart{}, &LockedError{CheckoutID: src.lock}
-	}
-	ids := make([]uuid.UUID, len(src.lines))
-	for i, l := range src.lines {
-		ids[i] = l.VariantID
-	}
-	av := map[uuid.UUID]int64{}
-	if len(ids) > 0 {
-		if av, err = s.available(ctx, ids); err != nil {
-			return Cart{}, err
-		}
-	}
-	version := fmt.Sprint(src.updatedAt)
-	args := []any{mergeMarker(sessionID), version, src.coupon, MaxQuantity, MaxLines}
-	for _, l := range src.lines {
-		args = append(args, lineField(l.VariantID), l.Quantity, max(av[l.VariantID], 0))
-	}
-	rep, err := s.exec(ctx, cust, s.r.merge, true, args...)
-	if err != nil {
-		return Cart{}, err
-	}
-	drop := []any{version, src.coupon}
-	for _, l := range src.lines {
-		drop = append(drop, lineField(l.VariantID), l.Quantity)
-	}
-	if res, err := s.r.run(ctx, s.r.mergeDrop, sessKey, false, s.opts.SessionTTL, drop...); err != nil {
-		return Cart{}, fmt.Errorf("cart merge: drop session cart: %w", err)
-	} else if res.code == codeLocked {
-		s.log.Warn("cart merge: session cart frozen by a checkout during the merge; left in place")
-	}
-	return s.priceReply(ctx, cust, rep, nil)
-}
-
-// mergeMarker names the customer-cart field that records which version of a session cart
-// was merged (a hash, so the session token is not stored in the customer cart).
-func mergeMarker(sessionID string) string {
-	h := sha256.Sum256([]byte(sessionID))
-	return fieldMarkerPrefix + hex.EncodeToString(h[:8])
-}
-
 // Freeze locks o's cart for checkoutID and returns its content. It is idempotent for the
 // same checkout. Errors: *LockedError (another checkout holds the lock; its id is in the
 // error), ErrEmpty (no lines; nothing is locked), ErrInvalidCheckoutID, ErrInvalidOwner.
@@ -473,74 +401,3 @@ func (s *Service) ClearFor(ctx context.Context, o Owner, checkoutID string) erro
 }
 
 func validCheckoutID(id string) bool { return id != "" && len(id) <= 128 }
-
-// price computes the priced view of st: current catalog prices, the Pricer's discounts.
-// It also returns the visible lines as the Pricer saw them.
-func (s *Service) price(ctx context.Context, o Owner, st state) (Cart, []PriceLine, error) {
-	return s.priceWith(ctx, o, st, nil)
-}
-
-// priceWith is price reusing the variants of known (read earlier in the same request);
-// only the others are read from the catalog.
-func (s *Service) priceWith(ctx context.Context, o Owner, st state, known map[uuid.UUID]VariantInfo) (Cart, []PriceLine, error) {
-	cur := s.opts.Currency
-	c := Cart{ID: o.CartID(), Owner: o.Type, Coupon: st.coupon, LockedBy: st.lock, Lines: []PricedLine{},
-		Subtotal: money.Zero(cur), DiscountTotal: money.Zero(cur), Total: money.Zero(cur)}
-	if st.updatedAt > 0 {
-		c.UpdatedAt = time.UnixMilli(st.updatedAt).UTC()
-	}
-	if st.exists {
-		c.ExpiresAt = st.now.Add(s.ttl(o)).UTC()
-	}
-	var lines []PriceLine
-	if len(st.lines) > 0 {
-		ids := make([]uuid.UUID, 0, len(st.lines))
-		for _, l := range st.lines {
-			if _, ok := known[l.VariantID]; !ok {
-				ids = append(ids, l.VariantID)
-			}
-		}
-		vs := map[uuid.UUID]VariantInfo{}
-		if len(ids) > 0 {
-			var err error
-			if vs, err = s.catalog.Variants(ctx, ids); err != nil {
-				return Cart{}, nil, fmt.Errorf("cart: price: %w", err)
-			}
-		}
-		for id, v := range known {
-			vs[id] = v
-		}
-		for _, l := range st.lines {
-			v, ok := vs[l.VariantID]
-			if !ok || !v.Active || v.Price.Currency != cur {
-				c.Hidden = append(c.Hidden, l.VariantID)
-				continue
-			}
-			name := v.ProductName
-			if v.VariantName != "" {
-				name += " " + v.VariantName
-			}
-			lines = append(lines, PriceLine{VariantID: l.VariantID, ProductID: v.ProductID, Category: v.Category,
-				SKU: v.SKU, Name: name, Quantity: l.Quantity, UnitPrice: v.Price})
-			c.Lines = append(c.Lines, PricedLine{VariantID: l.VariantID, SKU: v.SKU, Name: name,
-				Quantity: l.Quantity, UnitPrice: v.Price, LineTotal: v.Price.Mul(l.Quantity), Discount: money.Zero(cur)})
-		}
-	}
-	if len(lines) == 0 {
-		return c, lines, nil
-	}
-	p, err := s.pricer.Price(ctx, lines, st.coupon)
-	if errors.Is(err, ErrCouponNotFound) || errors.Is(err, ErrCouponNotApplicable) {
-		p, err = s.pricer.Price(ctx, lines, "")
-	}
-	if err != nil {
-		return Cart{}, nil, fmt.Errorf("cart: price: %w", err)
-	}
-	for i := range c.Lines {
-		if i < len(p.LineDiscounts) && p.LineDiscounts[i].Currency != "" {
-			c.Lines[i].Discount = p.LineDiscounts[i]
-		}
-	}
-	c.Applied, c.Subtotal, c.DiscountTotal, c.Total = p.Applied, p.Subtotal, p.DiscountTotal, p.Total
-	return c, lines, nil
-}
