@@ -4,10 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/testenv"
@@ -64,5 +66,45 @@ func TestAddressCeilingHoldsAcrossReplicas(t *testing.T) {
 		if code := get(e, "192.0.2.51"); code != 204 {
 			t.Fatalf("replica %d, another address: %d, want 204", i+1, code)
 		}
+	}
+}
+
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
+}
+
+// TestAnonymousCallersCostNoRedisCall: an anonymous request (a catalog read) is limited
+// in process, with its per-caller allowance kept; a session's request still asks Redis.
+func TestAnonymousCallersCostNoRedisCall(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	l := newLimiter(t, rdb, space, Config{PerSecond: 1, Burst: 3}, nil)
+	e := echo.New()
+	e.HTTPErrorHandler = httpx.ErrorHandler(slog.New(slog.DiscardHandler))
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.GET("/v1/products", func(c echo.Context) error { return c.NoContent(204) }, l.Middleware(nil))
+	codes := map[int]int{}
+	for range 10 {
+		req := httptest.NewRequest("GET", "/v1/products", nil)
+		req.RemoteAddr = "192.0.2.99:1"
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		codes[rec.Code]++
+	}
+	if n := hook.n.Load(); n != 0 {
+		t.Fatalf("10 anonymous requests made %d Redis calls, want 0", n)
+	}
+	if codes[204] != 3 || codes[429] != 7 {
+		t.Fatalf("anonymous allowance: %v, want 3 admitted (the burst) and 7 refused", codes)
+	}
+	if d := l.Allow(context.Background(), "s:someone"); !d.Allowed || hook.n.Load() == 0 {
+		t.Fatalf("a session's request: %+v after %d Redis calls, want allowed by Redis", d, hook.n.Load())
 	}
 }
