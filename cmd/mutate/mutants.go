@@ -26,7 +26,7 @@ var mutants = []mutant{
 		Reason: "a hold being committed cannot be changed by a new reserve"},
 	// ---------------------------------------------------------------- release
 	{Name: "release-of-committing", File: "scripts/lua/release.lua",
-		Old: "if redis.call('HEXISTS', KEYS[4], holder) == 1 then return {0, 'BUSY'} end", New: "",
+		Old: "if redis.call('HEXISTS', KEYS[4], holder) == 1 then return {'BUSY', 0} end", New: "",
 		Pkgs: []string{inv}, Tests: []string{"TestCommittingHoldsAreNotReleasedOrReserved"},
 		Reason: "release never returns the units of a hold being sold"},
 	{Name: "release-keeps-units", File: "scripts/lua/inv_lib.lua",
@@ -83,7 +83,7 @@ var mutants = []mutant{
 		Reason: "an expired committing hold goes to recovery, never straight back to avail"},
 	// ------------------------------------------------------- checkout CAS/lock
 	{Name: "transition-ignores-state", File: "scripts/lua/transition.lua",
-		Old: "if state ~= from or version ~= expect then return {0, state, version} end", New: "",
+		Old: "if state ~= from or version ~= expect then return {'MISMATCH', state, version} end", New: "",
 		Pkgs: []string{chk}, Tests: []string{"TestTransitionScript"},
 		Reason: "a transition claims only the state and version it was computed from (CAS)"},
 	{Name: "transition-sql-no-version", File: "internal/checkout/store.go",
@@ -91,7 +91,7 @@ var mutants = []mutant{
 		Pkgs: []string{chk}, Tests: []string{"TestStoreTransitionIsACompareAndSwap"},
 		Reason: "PostgreSQL applies a transition only from the version it was claimed at"},
 	{Name: "unlock-deletes-any-lock", File: "scripts/lua/unlock.lua",
-		Old: "if redis.call('GET', KEYS[1]) == ARGV[1] then", New: "if true then",
+		Old: "if redis.call('GET', KEYS[1]) ~= token then return {'NOT_OWNER'} end", New: "",
 		Pkgs: []string{chk}, Tests: []string{"TestCartLockIsReleasedOnlyByItsHolder"},
 		Reason: "unlock deletes the cart lock only for the token that holds it"},
 	{Name: "checkout-no-precheck", File: "internal/checkout/service.go",
