@@ -295,7 +295,10 @@ type Options struct {
 	// Idempotency, when set, is the shared store of Idempotency-Key records (IdemTTL and
 	// IdemInFlightTTL are then its own); nil makes one from IdemTTL and IdemInFlightTTL.
 	Idempotency *idempotency.Store
-	LockTTL     time.Duration // per-cart checkout lock (default 30 s)
+	// LockTTL is the lease of the per-cart creation lock, renewed every third of it while
+	// a creation runs (default 5 s): a creation whose process died blocks its cart for
+	// at most this long.
+	LockTTL time.Duration
 	// ClaimLease: a claimed Redis transition not confirmed within it is considered dead
 	// and the hash is rebuilt from PostgreSQL (default 30 s).
 	ClaimLease time.Duration
@@ -324,7 +327,7 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.IdemTTL, 24*time.Hour)
 	def(&o.IdemInFlightTTL, 35*time.Second)
-	def(&o.LockTTL, 30*time.Second)
+	def(&o.LockTTL, 5*time.Second)
 	def(&o.ClaimLease, 30*time.Second)
 	def(&o.CompleteWait, 10*time.Second)
 	def(&o.HoldRefresh, 30*time.Second)

@@ -8,16 +8,38 @@ import (
 	"github.com/google/uuid"
 
 	"commerce/internal/checkout"
+	"commerce/internal/platform/testenv"
+)
+
+// Crash tests run the request in a child process (testenv.RunCrash) that ends with
+// os.Exit at the crash point: no deferred unlock, release or rollback runs, as after
+// kill -9. The parent then recovers and checks what the death left.
+
+// Inventory commit points (the checkout's own points are its hook names).
+const (
+	crashInvAfterMark = "inventory_after_mark"
+	crashInvAfterTx   = "inventory_after_tx"
 )
 
 // crashEnv is an env whose recovery thresholds are ~0, so recovery may act on whatever a
-// "crashed" request left right after the crash.
+// crashed request left right after the crash, and whose cart lock lease is short.
 func crashEnv(t *testing.T) *env {
 	return newEnv(t, func(c *envConfig) {
 		c.chk.ClaimLease = time.Millisecond
 		c.chk.StaleAfter = time.Millisecond
+		c.chk.LockTTL = time.Second
 		c.inv.CommitTimeout = time.Millisecond
 	})
+}
+
+// dieAt makes every crash point of ev's services call testenv.CrashAt (which ends a
+// crash child started for that point, and does nothing anywhere else).
+func (ev *env) dieAt() {
+	checkout.SetHook(ev.svc, testenv.CrashAt)
+	mark := func() error { testenv.CrashAt(crashInvAfterMark); return nil }
+	tx := func() error { testenv.CrashAt(crashInvAfterTx); return nil }
+	ev.afterMark.Store(&mark)
+	ev.afterTx.Store(&tx)
 }
 
 // recoverAll runs what the recovery jobs run, inventory first, until the inventory has
@@ -51,55 +73,67 @@ func (ev *env) recoverAll(variants ...uuid.UUID) checkout.RecoverStats {
 	return st
 }
 
-// TestCrashDuringCompletion stops a completion at every step (a panic is a process that
-// died there: no cleanup runs), runs recovery, and checks that there is exactly one
-// order or none, that the stock is consistent and no hold leaked, and that the checkout
-// can then be completed exactly once.
+const crashKey = "crash-complete-key"
+
+// TestCrashDuringCompletion kills a completion (sent over HTTP with an Idempotency-Key)
+// at every step, runs recovery, and checks that there is exactly one order or none, that
+// the stock is consistent and no hold leaked, and that the checkout can then be
+// completed exactly once. When the order committed before the death, a retry of complete
+// with the same key (still in flight) or without one answers 200 with that order at once,
+// well within REQUEST_TIMEOUT, before any recovery.
 func TestCrashDuringCompletion(t *testing.T) {
 	tests := []struct {
 		name      string
-		point     string // checkout hook, or "" with an inventory hook
-		invMark   bool   // inventory: after the holds are marked committing
-		invTx     bool   // inventory: after the PostgreSQL transaction committed
-		wantOrder bool   // the order exists after the crash
+		point     string
+		wantOrder bool // the order exists after the crash
 	}{
 		{name: "after claim", point: checkout.HookAfterClaim},
-		// The payment went through before these crashes: recovery finds it at the
-		// provider and places the order (the shopper may never come back).
-		{name: "after payment", point: checkout.HookAfterPayment, wantOrder: true},
-		{name: "after holds marked", invMark: true, wantOrder: true},
-		{name: "after stock transaction", invTx: true, wantOrder: true},
+		{name: "after payment", point: checkout.HookAfterPayment},
+		{name: "after holds marked", point: crashInvAfterMark},
+		{name: "after stock transaction", point: crashInvAfterTx, wantOrder: true},
 		{name: "after commit", point: checkout.HookAfterCommit, wantOrder: true},
 		{name: "after redis confirm", point: checkout.HookAfterConfirm, wantOrder: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := crashEnv(t)
-			v := ev.variant(5, 1000)
 			me := customerOwner("crash-buyer")
+			if testenv.CrashChild() {
+				ev.dieAt()
+				id := uuid.MustParse(testenv.CrashVar("checkout"))
+				ev.do(http.MethodPost, completePath(id), tokOK, with(ev.who(me), checkout.HeaderIdempotencyKey, crashKey))
+				return // never reached the point: the parent fails
+			}
+			v := ev.variant(5, 1000)
 			ev.add(me, v, 2)
 			co := ev.createCheckout(me)
 			who := checkout.Identity{CustomerID: me.ID}
+			testenv.RunCrash(t, tt.point, map[string]string{"checkout": co.ID.String()})
 
-			crash := func() error { panic(errCrash) }
-			switch {
-			case tt.invMark:
-				ev.afterMark.Store(&crash)
-			case tt.invTx:
-				ev.afterTx.Store(&crash)
-			default:
-				checkout.SetHook(ev.svc, func(p string) {
-					if p == tt.point {
-						panic(errCrash)
+			if tt.wantOrder {
+				var orderID uuid.UUID
+				if err := ev.pool.QueryRow(ev.ctx, `SELECT id FROM orders WHERE checkout_id = $1`, co.ID).Scan(&orderID); err != nil {
+					t.Fatalf("the order of the crashed completion: %v", err)
+				}
+				for _, h := range []map[string]string{with(ev.who(me), checkout.HeaderIdempotencyKey, crashKey), ev.who(me)} {
+					start := time.Now()
+					r := ev.do(http.MethodPost, completePath(co.ID), tokOK, h)
+					if r.status != http.StatusOK {
+						t.Fatalf("retry of complete (key %q) right after the crash: %d %s", h[checkout.HeaderIdempotencyKey], r.status, r.body)
 					}
-				})
+					got := decode[struct {
+						Order struct {
+							ID uuid.UUID `json:"id"`
+						} `json:"order"`
+					}](t, r)
+					if got.Order.ID != orderID {
+						t.Fatalf("retry answered another order: %s", r.body)
+					}
+					if d := time.Since(start); d > 10*time.Second {
+						t.Fatalf("retry took %v, more than REQUEST_TIMEOUT", d)
+					}
+				}
 			}
-			if !crashed(func() { _, _ = ev.svc.Complete(ev.ctx, who, co.ID, "tok_ok") }) {
-				t.Fatal("the completion did not reach the crash point")
-			}
-			ev.afterMark.Store(nil)
-			ev.afterTx.Store(nil)
-			checkout.SetHook(ev.svc, nil)
 
 			ev.recoverAll(v)
 			orders := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, co.ID)
@@ -122,13 +156,11 @@ func TestCrashDuringCompletion(t *testing.T) {
 				ev.wantLevels(v, 5, 5, 0) // the holds went back: nothing leaked
 			}
 
-			// The checkout completes, once. A payment that went through before the crash
-			// is not asked for again: even a declining token completes it then.
-			token := `{"payment_token":"tok_declined"}`
-			if tt.point == checkout.HookAfterClaim {
-				token = tokOK // crashed before paying
-			}
-			r := ev.do(http.MethodPost, completePath(co.ID), token, ev.who(me))
+			// The checkout completes, once. (The test payment provider keeps its intents in
+			// the memory of the process that died, so this one pays again: whether a
+			// payment made before the crash is charged twice is the provider's idempotency
+			// per intent, tested with the payment code.)
+			r := ev.do(http.MethodPost, completePath(co.ID), tokOK, ev.who(me))
 			if r.status != http.StatusOK {
 				t.Fatalf("complete after recovery: %d %s", r.status, r.body)
 			}
@@ -146,33 +178,46 @@ func TestCrashDuringCompletion(t *testing.T) {
 	}
 }
 
-// TestCrashDuringCreation: a creation that dies after freezing the cart or after taking
-// the holds is abandoned by recovery: holds returned, cart unfrozen, a new checkout can
-// start.
+// TestCrashDuringCreation: a creation that dies after inserting the checkout row or after
+// taking the holds blocks its cart for at most one lock lease (LockTTL), with no recovery
+// job: the next attempt finds the lock gone, abandons the dead creation (holds returned,
+// cart unfrozen) and creates a checkout that completes.
 func TestCrashDuringCreation(t *testing.T) {
 	for _, point := range []string{checkout.HookCreateAfterInsert, checkout.HookCreateAfterReserve} {
 		t.Run(point, func(t *testing.T) {
 			ev := crashEnv(t)
+			if testenv.CrashChild() {
+				ev.dieAt()
+				_, _, _ = ev.svc.Create(ev.ctx, sessionOwner(testenv.CrashVar("session")), "")
+				return
+			}
 			v := ev.variant(4, 1000)
 			me := sessionOwner(ev.session())
 			ev.add(me, v, 3)
-			checkout.SetHook(ev.svc, func(p string) {
-				if p == point {
-					panic(errCrash)
+			testenv.RunCrash(t, point, map[string]string{"session": me.ID})
+			died := time.Now()
+			lease := ev.svc.Options().LockTTL
+
+			var co checkoutResp
+			for {
+				r := ev.do(http.MethodPost, "/v1/checkouts", "{}", ev.who(me))
+				if r.status == http.StatusCreated {
+					co = decode[checkoutResp](t, r)
+					break
 				}
-			})
-			if !crashed(func() { _, _, _ = ev.svc.Create(ev.ctx, me, "") }) {
-				t.Fatal("the creation did not reach the crash point")
+				if r.status != http.StatusConflict || r.code(t) != "checkout_in_progress" {
+					t.Fatalf("new checkout after the crash: %d %s", r.status, r.body)
+				}
+				if time.Since(died) > lease+time.Second {
+					t.Fatalf("the cart was still blocked %v after the crash (lock lease %v)", time.Since(died), lease)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			checkout.SetHook(ev.svc, nil)
-			if st := ev.recoverAll(v); st.Abandoned != 1 {
-				t.Fatalf("recover: %+v, want one abandoned checkout", st)
+			t.Logf("new checkout %v after the crash (lock lease %v)", time.Since(died).Round(time.Millisecond), lease)
+			ev.wantLevels(v, 4, 1, 3) // only the new checkout's holds
+			if n := ev.count(`SELECT count(*) FROM checkouts WHERE state = 'expired'`); n != 1 {
+				t.Fatalf("%d abandoned checkouts, want the dead one", n)
 			}
-			ev.wantLevels(v, 4, 4, 0)
-			if c := ev.cart(me); c.LockedBy != "" {
-				t.Fatalf("cart still locked by %s", c.LockedBy)
-			}
-			co := ev.createCheckout(me)
 			if r := ev.do(http.MethodPost, completePath(co.ID), tokOK, ev.who(me)); r.status != http.StatusOK {
 				t.Fatalf("complete: %d %s", r.status, r.body)
 			}
@@ -186,19 +231,17 @@ func TestCrashDuringCreation(t *testing.T) {
 // finishes the cleanup instead of selling the same lines again.
 func TestNewCheckoutFinishesCrashedCleanup(t *testing.T) {
 	ev := newEnv(t)
+	if testenv.CrashChild() {
+		ev.dieAt()
+		id := uuid.MustParse(testenv.CrashVar("checkout"))
+		_, _ = ev.svc.Complete(ev.ctx, checkout.Identity{SessionID: testenv.CrashVar("session")}, id, "tok_ok")
+		return
+	}
 	v := ev.variant(5, 1000)
 	me := sessionOwner(ev.session())
 	ev.add(me, v, 2)
 	co := ev.createCheckout(me)
-	checkout.SetHook(ev.svc, func(p string) {
-		if p == checkout.HookAfterConfirm {
-			panic(errCrash)
-		}
-	})
-	if !crashed(func() { _, _ = ev.svc.Complete(ev.ctx, checkout.Identity{SessionID: me.ID}, co.ID, "tok_ok") }) {
-		t.Fatal("no crash")
-	}
-	checkout.SetHook(ev.svc, nil)
+	testenv.RunCrash(t, checkout.HookAfterConfirm, map[string]string{"checkout": co.ID.String(), "session": me.ID})
 	if c := ev.cart(me); c.LockedBy != co.ID.String() || len(c.Lines) != 1 {
 		t.Fatalf("cart after the crash: %+v", c)
 	}

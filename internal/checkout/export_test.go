@@ -2,7 +2,8 @@ package checkout
 
 import "github.com/google/uuid"
 
-// Completion points where tests stop the flow (a panicking hook is a crash there).
+// Points of a creation or a completion where tests stop the flow (testenv.CrashAt ends
+// a crash child there).
 const (
 	HookCreateAfterInsert  = hookCreateAfterInsert
 	HookCreateAfterReserve = hookCreateAfterReserve

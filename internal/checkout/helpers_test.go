@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -325,22 +324,6 @@ func parallel(n, workers int, fn func(i int)) {
 		}()
 	}
 	wg.Wait()
-}
-
-// crash runs fn and reports whether it panicked with the crash sentinel.
-var errCrash = fmt.Errorf("simulated crash")
-
-func crashed(fn func()) (didCrash bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			if r != errCrash {
-				panic(r)
-			}
-			didCrash = true
-		}
-	}()
-	fn()
-	return false
 }
 
 type completionResp struct {

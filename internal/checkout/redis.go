@@ -34,18 +34,18 @@ type redisSide struct {
 	space  rkey.Space
 	maxLen int64 // of the events stream
 
-	transition, confirm, load, unlock *redis.Script
+	transition, confirm, load, unlock, renew *redis.Script
 }
 
 func newRedisSide(rdb redis.UniversalClient, space rkey.Space) *redisSide {
 	s := func(name string) *redis.Script { return redis.NewScript(lua.Source(name)) }
 	return &redisSide{rdb: rdb, space: space, maxLen: defaultEventsMaxLen, transition: s("transition"), confirm: s("chk_confirm"),
-		load: s("chk_load"), unlock: s("unlock")}
+		load: s("chk_load"), unlock: s("unlock"), renew: s("lease_renew")}
 }
 
 // loadScripts loads every script (on every master in Cluster).
 func (r *redisSide) loadScripts(ctx context.Context) error {
-	scripts := []*redis.Script{r.transition, r.confirm, r.load, r.unlock}
+	scripts := []*redis.Script{r.transition, r.confirm, r.load, r.unlock, r.renew}
 	load := func(ctx context.Context, c *redis.Client) error {
 		for _, sc := range scripts {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -153,6 +153,15 @@ func (r *redisSide) lock(ctx context.Context, cartKey string, ttl time.Duration)
 		return "", false, fmt.Errorf("checkout lock: %w", err)
 	}
 	return token, ok, nil
+}
+
+// renewLock extends the lock by ttl if token still holds it; false when it was lost.
+func (r *redisSide) renewLock(ctx context.Context, cartKey, token string, ttl time.Duration) (bool, error) {
+	n, err := r.renew.Run(ctx, r.rdb, []string{r.lockKey(cartKey)}, token, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("checkout lock renew: %w", err)
+	}
+	return n == 1, nil
 }
 
 // unlockCart releases the lock if token still holds it (compare-and-delete).

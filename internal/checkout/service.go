@@ -46,7 +46,7 @@ type Service struct {
 	idem    *idempotency.Store
 
 	// hook, when set (tests only), is called at the named points of a creation or a
-	// completion; a panicking hook simulates a crash there.
+	// completion (tests end a crash child process there).
 	hook func(point string)
 }
 
@@ -267,7 +267,7 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	if c, ok, err := s.existing(ctx, owner); err != nil || ok {
+	if c, ok, err := s.existing(ctx, owner, false); err != nil || ok {
 		return c, false, err
 	}
 	cartKey := owner.CartKey()
@@ -279,13 +279,16 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 		s.m.created.WithLabelValues("in_progress").Inc()
 		return Checkout{}, false, ErrInProgress
 	}
+	stopRenew := s.keepLock(ctx, cartKey, token)
 	defer func() {
+		stopRenew()
 		if err := s.r.unlockCart(ctx, cartKey, token); err != nil {
 			s.log.Warn("checkout: unlock cart", slog.String("error", err.Error()))
 		}
 	}()
-	// Under the lock: someone may have finished creating one just before we got it.
-	if c, ok, err := s.existing(ctx, owner); err != nil || ok {
+	// Under the lock: someone may have finished creating one just before we got it, or
+	// died while creating one (abandoned here).
+	if c, ok, err := s.existing(ctx, owner, true); err != nil || ok {
 		return c, false, err
 	}
 	c, err := s.create(ctx, owner, email)
@@ -304,18 +307,49 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 	return c, true, nil
 }
 
+// keepLock renews the per-cart lock every third of LockTTL until the returned stop is
+// called, so the lock lives as long as the creation and only LockTTL past a crash.
+func (s *Service) keepLock(ctx context.Context, cartKey, token string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.opts.LockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			held, err := s.r.renewLock(ctx, cartKey, token, s.opts.LockTTL)
+			if err == nil && !held {
+				// Another request now owns the cart's creation; the state machine's
+				// compare-and-set fences whatever this one still tries to write.
+				s.log.Warn("checkout: cart lock lost during a creation")
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // existing returns the cart's active checkout when there is one to hand back. A checkout
-// past its expiry is expired on the spot and one stuck in reserving (a crashed request) is
-// abandoned, so a new one can start; one being reserved right now is ErrInProgress.
-func (s *Service) existing(ctx context.Context, owner Owner) (Checkout, bool, error) {
+// past its expiry is expired on the spot. A checkout still reserving is being created
+// by whoever holds the cart's lock: without the lock (locked false) it is left to the
+// caller to take the lock (refused while the creator lives); with the lock (locked true)
+// its creator is known dead, since a live one renews the lock, and it is abandoned at
+// once, so a new one can start: a crashed creation blocks its cart for one LockTTL.
+func (s *Service) existing(ctx context.Context, owner Owner, locked bool) (Checkout, bool, error) {
 	c, ok, err := s.st.active(ctx, owner.CartKey())
 	if err != nil || !ok {
 		return Checkout{}, false, err
 	}
 	switch c.State {
 	case StateReserving:
-		if c.dbNow.Sub(c.UpdatedAt) < s.opts.StaleAfter {
-			return Checkout{}, false, ErrInProgress
+		if !locked {
+			// Whoever holds the lock decides: the lock is taken next, or refused.
+			return Checkout{}, false, nil
 		}
 		if _, err := s.finish(ctx, c, StateExpired, change{}); err != nil {
 			return Checkout{}, false, ErrInProgress
@@ -670,6 +704,17 @@ func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, meth
 	s.m.completes.WithLabelValues(outcome).Inc()
 	s.m.completeSeconds.Observe(time.Since(start).Seconds())
 	return res, err
+}
+
+// Completed returns the completion of checkout id when who owns it and it is completed
+// (its order exists), else false. Errors: those of Get.
+func (s *Service) Completed(ctx context.Context, who Identity, id uuid.UUID) (Completion, bool, error) {
+	c, err := s.Get(ctx, who, id)
+	if err != nil || c.State != StateCompleted {
+		return Completion{}, false, err
+	}
+	res, err := s.completion(ctx, c)
+	return res, err == nil, err
 }
 
 // complete runs or waits for the completion of c. When wait is false (a webhook), a
