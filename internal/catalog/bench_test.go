@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // BenchmarkGetProductWarm reads one product through the warm L2 cache (one Redis GET,
@@ -70,4 +71,30 @@ func BenchmarkGetProductStoreParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGetProductEncoded is what GET /v1/products/{id} costs the catalog when the
+// product is warm: "l2" reads Redis and re-encodes, "near" serves the near-cache's bytes.
+// Compare the two with benchstat (go test -bench GetProductEncoded -count 6).
+func BenchmarkGetProductEncoded(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		opts []CacheOption
+	}{{"l2", nil}, {"near", []CacheOption{WithNearCache(time.Minute, 1000, 1<<20)}}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := newEnv(b)
+			in := newInstance(b, e.pool, e.rdb, e.space, c.opts...)
+			ctx := context.Background()
+			p := mustCreate(b, in.svc, sampleProduct(3))
+			if _, err := in.cache.GetActiveEncoded(ctx, p.ID); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := in.cache.GetActiveEncoded(ctx, p.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
