@@ -1,10 +1,14 @@
 package inventory
 
 import (
+	"commerce/internal/platform/testenv"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // The process dies after each step of Commit; recovery (another process)
@@ -34,19 +38,88 @@ func outcome(t *testing.T, e *env, holder string) string {
 	return o
 }
 
+// Crash points of a Commit: the child process (testenv.RunCrash) ends with os.Exit
+// there, so nothing a live process does on its way out (unmark, release, rollback) runs.
+const (
+	crashAfterMark   = "after_mark"
+	crashAfterTx     = "after_tx"
+	crashMidFinalize = "mid_finalize"
+)
+
+// dyingService is the crash child's service: its Commit ends the process at the points.
+func dyingService(e *env) *Service {
+	var s *Service
+	s = e.service(Options{CommitTimeout: 50 * time.Millisecond, Hooks: Hooks{
+		AfterMark: func() error { testenv.CrashAt(crashAfterMark); return nil },
+		AfterTx: func() error {
+			testenv.CrashAt(crashAfterTx)
+			if testenv.CrashPoint() == crashMidFinalize {
+				// Step 3 done for the first line only, then the process dies.
+				first := uuid.MustParse(testenv.CrashVar("first"))
+				ctx := context.Background()
+				var attempt string
+				if err := e.pool.QueryRow(ctx, `SELECT attempt FROM inventory_commits WHERE holder = 'chk1'`).Scan(&attempt); err != nil {
+					return err
+				}
+				var v int64
+				if err := e.pool.QueryRow(ctx, `SELECT version FROM inventory WHERE variant_id = $1`, first).Scan(&v); err != nil {
+					return err
+				}
+				if _, _, err := s.r.finalizeOne(ctx, first, "chk1", attempt, 2, v, ""); err != nil {
+					return err
+				}
+				testenv.CrashAt(crashMidFinalize)
+			}
+			return nil
+		},
+	}})
+	return s
+}
+
+// variantVars passes variant ids to the crash child.
+func variantVars(ids ...uuid.UUID) map[string]string {
+	m := map[string]string{}
+	for i, id := range ids {
+		m[fmt.Sprint("v", i)] = id.String()
+	}
+	if len(ids) > 0 {
+		m["first"] = ids[0].String()
+	}
+	return m
+}
+
+func childVariants() []uuid.UUID {
+	var ids []uuid.UUID
+	for i := 0; ; i++ {
+		v := testenv.CrashVar(fmt.Sprint("v", i))
+		if v == "" {
+			return ids
+		}
+		ids = append(ids, uuid.MustParse(v))
+	}
+}
+
+// commitChild is the crash child of the commit tests: it commits chk1's holds.
+func commitChild(t *testing.T, e *env) {
+	ids := childVariants()
+	lines := []Line{{ids[0], 2}, {ids[1], 3}}
+	_ = dyingService(e).Commit(context.Background(), "chk1", lines, "sale", nil)
+	t.Fatal("the commit did not reach its crash point")
+}
+
 func TestCrashAfterMarkReturnsTheStock(t *testing.T) {
 	e := newEnv(t)
+	if testenv.CrashChild() {
+		commitChild(t, e)
+	}
 	ctx := context.Background()
 	ids := e.variants(2, 10)
 	lines := []Line{{ids[0], 2}, {ids[1], 3}}
-	dead := e.service(Options{CommitTimeout: 50 * time.Millisecond, Hooks: Hooks{AfterMark: func() error { return errCrash }}})
-	if err := dead.Reserve(ctx, "chk1", lines, time.Hour); err != nil {
+	s := e.service(Options{CommitTimeout: 50 * time.Millisecond})
+	if err := s.Reserve(ctx, "chk1", lines, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := dead.Commit(ctx, "chk1", lines, "sale", nil); !errors.Is(err, errCrash) {
-		t.Fatal(err)
-	}
-	s := e.service(Options{})
+	testenv.RunCrash(t, crashAfterMark, variantVars(ids...))
 	for _, id := range ids {
 		if l := levels(t, s, id); !l.Holds[0].Committing || l.Drift != 0 {
 			t.Fatalf("after the crash: %+v", l)
@@ -65,17 +138,17 @@ func TestCrashAfterMarkReturnsTheStock(t *testing.T) {
 
 func TestCrashAfterTransactionFinishesTheSale(t *testing.T) {
 	e := newEnv(t)
+	if testenv.CrashChild() {
+		commitChild(t, e)
+	}
 	ctx := context.Background()
 	ids := e.variants(2, 10)
 	lines := []Line{{ids[0], 2}, {ids[1], 3}}
-	dead := e.service(Options{CommitTimeout: 50 * time.Millisecond, Hooks: Hooks{AfterTx: func() error { return errCrash }}})
-	if err := dead.Reserve(ctx, "chk1", lines, time.Hour); err != nil {
+	s := e.service(Options{CommitTimeout: 50 * time.Millisecond})
+	if err := s.Reserve(ctx, "chk1", lines, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := dead.Commit(ctx, "chk1", lines, "sale", nil); !errors.Is(err, errCrash) {
-		t.Fatal(err)
-	}
-	s := e.service(Options{})
+	testenv.RunCrash(t, crashAfterTx, variantVars(ids...))
 	// sold in PostgreSQL, still held in Redis: available is low, never high
 	l := levels(t, s, ids[0])
 	if l.OnHand != 8 || l.Available != 8 || l.Held != 2 || l.Drift != 2 {
@@ -91,32 +164,18 @@ func TestCrashAfterTransactionFinishesTheSale(t *testing.T) {
 
 func TestCrashDuringFinalize(t *testing.T) {
 	e := newEnv(t)
+	if testenv.CrashChild() {
+		commitChild(t, e)
+	}
 	ctx := context.Background()
 	ids := sortedIDs(e.variants(2, 10))
 	lines := []Line{{ids[0], 2}, {ids[1], 3}}
+	s := e.service(Options{CommitTimeout: 50 * time.Millisecond})
+	if err := s.Reserve(ctx, "chk1", lines, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	// step 3 done for the first line only: recovery finishes the second
-	var s *Service
-	dead := e.service(Options{CommitTimeout: 50 * time.Millisecond, Hooks: Hooks{AfterTx: func() error {
-		var attempt string
-		if err := e.pool.QueryRow(ctx, `SELECT attempt FROM inventory_commits WHERE holder = 'chk1'`).Scan(&attempt); err != nil {
-			return err
-		}
-		var v int64
-		if err := e.pool.QueryRow(ctx, `SELECT version FROM inventory WHERE variant_id = $1`, ids[0]).Scan(&v); err != nil {
-			return err
-		}
-		if _, _, err := s.r.finalizeOne(ctx, ids[0], "chk1", attempt, 2, v, ""); err != nil {
-			return err
-		}
-		return errCrash
-	}}})
-	s = e.service(Options{})
-	if err := dead.Reserve(ctx, "chk1", lines, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := dead.Commit(ctx, "chk1", lines, "sale", nil); !errors.Is(err, errCrash) {
-		t.Fatal(err)
-	}
+	testenv.RunCrash(t, crashMidFinalize, variantVars(ids...))
 	recoverAll(t, s, 1)
 	wantLevels(t, s, ids[0], 8, 8, 0)
 	wantLevels(t, s, ids[1], 7, 7, 0)
@@ -174,23 +233,29 @@ func TestLateTransactionIsFencedByRecovery(t *testing.T) {
 // A decrease is held first and sold like a commit: a crash is recovered the same way.
 func TestCrashDuringDecrease(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
+	if testenv.CrashChild() {
+		_, _ = dyingService(e).Adjust(context.Background(), childVariants()[0], -4, "shrinkage", "")
+		t.Fatal("the decrease did not reach its crash point")
+	}
 	id := e.variant(10)
-	dead := e.service(Options{CommitTimeout: 50 * time.Millisecond, Hooks: Hooks{AfterMark: func() error { return errCrash }}})
-	if _, err := dead.Adjust(ctx, id, -4, "shrinkage", ""); !errors.Is(err, errCrash) {
-		t.Fatal(err)
-	}
 	s := e.service(Options{})
-	if l := levels(t, s, id); l.Available != 6 || l.Held != 4 {
-		t.Fatalf("after the crash: %+v", l)
-	}
-	recoverAll(t, s, 1)
-	wantLevels(t, s, id, 10, 10, 0)
-
-	dead2 := e.service(Options{CommitTimeout: 50 * time.Millisecond, Hooks: Hooks{AfterTx: func() error { return errCrash }}})
-	if _, err := dead2.Adjust(ctx, id, -4, "shrinkage", ""); !errors.Is(err, errCrash) {
-		t.Fatal(err)
-	}
-	recoverAll(t, s, 1)
-	wantLevels(t, s, id, 6, 6, 0)
+	t.Run("after mark", func(t *testing.T) {
+		if testenv.CrashChild() {
+			return
+		}
+		testenv.RunCrash(t, crashAfterMark, variantVars(id))
+		if l := levels(t, s, id); l.Available != 6 || l.Held != 4 {
+			t.Fatalf("after the crash: %+v", l)
+		}
+		recoverAll(t, s, 1)
+		wantLevels(t, s, id, 10, 10, 0)
+	})
+	t.Run("after transaction", func(t *testing.T) {
+		if testenv.CrashChild() {
+			return
+		}
+		testenv.RunCrash(t, crashAfterTx, variantVars(id))
+		recoverAll(t, s, 1)
+		wantLevels(t, s, id, 6, 6, 0)
+	})
 }

@@ -65,6 +65,14 @@ const childRunTimeout = 2 * time.Minute
 // StartCrash.
 func CrashChild() bool { return os.Getenv(envChild) == "1" }
 
+// CrashPoint returns the point this crash child was started for ("" in the parent).
+func CrashPoint() string {
+	if !CrashChild() {
+		return ""
+	}
+	return os.Getenv(envPoint)
+}
+
 // CrashVar returns the value the parent passed under name ("" when absent).
 func CrashVar(name string) string { return os.Getenv(envVarPrefix + name) }
 
