@@ -64,11 +64,13 @@ func IsUnavailable(err error) bool {
 	// go-redis reports "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN" as Redis errors;
 	// "READONLY" is a write that reached a master Sentinel has just demoted (the client
 	// moves to the new master on +switch-master); "NOREPLICAS" is a write the replicas did
-	// not confirm (min-replicas-to-write, or the service's own WAIT).
+	// not confirm (min-replicas-to-write, or the service's own WAIT); "OOM" is a write
+	// refused at maxmemory under noeviction (or volatile-* with nothing to evict);
+	// "MISCONF" is a write refused because the server cannot persist.
 	var re redis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
-		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "READONLY", "NOREPLICAS"} {
+		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "READONLY", "NOREPLICAS", "OOM", "MISCONF"} {
 			if strings.HasPrefix(msg, p) {
 				return true
 			}
