@@ -46,7 +46,7 @@ type Handler struct {
 // verify.
 type StripeVerifier func(body []byte, signature string) (PaymentEvent, error)
 
-// ErrBadSignature: a webhook's signature does not verify (401).
+// ErrBadSignature is returned when a webhook's signature does not verify (401).
 var ErrBadSignature = errors.New("checkout: webhook signature does not verify")
 
 // NewHandler returns the handlers of svc; webhookSecret signs the generic provider

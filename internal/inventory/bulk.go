@@ -25,7 +25,7 @@ const DefaultBulkReason = "bulk sync"
 // always go to the same worker, so they apply in the order they were sent.
 const bulkWorkers = 8
 
-// ErrBulkKeyReused: the Idempotency-Key was used before with another body.
+// ErrBulkKeyReused is returned when the Idempotency-Key was used before with another body.
 var ErrBulkKeyReused = errors.New("inventory: idempotency key reused with a different body")
 
 // BulkStatus is the outcome of one bulk line.

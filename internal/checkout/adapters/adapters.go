@@ -185,7 +185,6 @@ func invError(err error) error {
 	return err
 }
 
-// Reserve holds every line for holder, all or nothing.
 // Available returns the live availability of the variants.
 func (a Inventory) Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
 	return a.S.Available(ctx, ids)

@@ -250,7 +250,7 @@ type Event struct {
 	Currency       string
 }
 
-// ErrSignature: the Stripe-Signature header does not verify.
+// ErrSignature is returned when the Stripe-Signature header does not verify.
 var ErrSignature = errors.New("stripe: invalid Stripe-Signature")
 
 // ParseWebhook verifies the Stripe-Signature header of payload with the endpoint's signing

@@ -170,7 +170,7 @@ func TestTickOfAKilledReplicaIsTakenOverWithinALease(t *testing.T) {
 		t.Fatal("the run did not pause")
 	}
 	// Start well inside a period, so the catch-up tick is not also the next tick.
-	for time.Now().Sub(time.Now().Truncate(20*time.Second)) > 10*time.Second {
+	for now := time.Now(); now.Sub(now.Truncate(20*time.Second)) > 10*time.Second; now = time.Now() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	child := testenv.StartCrash(t, "mid-run", nil)
