@@ -194,6 +194,9 @@ func (h *Handler) complete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := idempotency.CheckHeader(c); err != nil {
+		return err
+	}
 	// A checkout that has its order answers 200 with it, whatever state an
 	// Idempotency-Key is in (in flight, stored, or used with another body): a retry after
 	// a crash past the order's commit, its key still in flight, gets the order at once.

@@ -129,6 +129,19 @@ func TestIdempotency(t *testing.T) {
 				t.Fatalf("key %q: %d %s", k, r.status, r.body)
 			}
 		}
+		// Also on a checkout that already has its order, which complete answers before
+		// it looks the key up: a malformed key is refused there too.
+		v := ev.variant(2, 700)
+		ev.add(me, v, 1)
+		path := completePath(ev.createCheckout(me).ID)
+		if r := ev.do(http.MethodPost, path, tokOK, ev.who(me)); r.status != 200 {
+			t.Fatalf("complete: %d %s", r.status, r.body)
+		}
+		for _, k := range []string{strings.Repeat("k", 300), "tab\tkey"} {
+			if r := ev.do(http.MethodPost, path, tokOK, with(ev.who(me), checkout.HeaderIdempotencyKey, k)); r.status != 400 {
+				t.Fatalf("complete again with key %q: %d %s", k, r.status, r.body)
+			}
+		}
 	})
 }
 

@@ -338,8 +338,8 @@ func (s *Store) Handle(c echo.Context, h Handler) error {
 		}
 		return c.JSON(status, body)
 	}
-	if len(vals) != 1 || !ValidKey(vals[0]) {
-		return httpx.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	if err := CheckHeader(c); err != nil {
+		return err
 	}
 	rec, stored, err := s.Begin(ctx, h.Scope, h.Caller, vals[0], h.Fingerprint)
 	if err != nil {
@@ -375,6 +375,18 @@ func (s *Store) Handle(c echo.Context, h Handler) error {
 	raw = append(raw, '\n')
 	rec.Finish(ctx, status, raw)
 	return c.Blob(status, echo.MIMEApplicationJSON, raw)
+}
+
+// CheckHeader returns the 400 that Handle gives a malformed Idempotency-Key (several
+// values, empty, over 255 characters or not printable ASCII), or nil when the header is
+// absent or well formed. A handler that answers some requests before Handle (a replay
+// it can serve without the record) calls it first, so a bad key is refused everywhere.
+func CheckHeader(c echo.Context) error {
+	vals, present := c.Request().Header[textproto.CanonicalMIMEHeaderKey(Header)]
+	if present && (len(vals) != 1 || !ValidKey(vals[0])) {
+		return httpx.BadRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	}
+	return nil
 }
 
 // HTTPError maps Begin's errors to the contract (others pass through).
