@@ -194,11 +194,7 @@ func (s *Service) backToAwaitingStatus(ctx context.Context, c Checkout, st Payme
 	if st != "" {
 		ch.paymentStatus = &st
 	}
-	if _, terr := s.transition(ctx, c.ID, StateCompleting, StateAwaitingPayment, c.Version,
-		s.cas(c.ID, StateCompleting, StateAwaitingPayment, ch)); terr != nil {
-		s.log.Warn("checkout: back to awaiting_payment", slog.String("checkout", c.ID.String()),
-			slog.String("error", terr.Error()))
-	}
+	s.revert(ctx, c, ch)
 	return err
 }
 

@@ -890,12 +890,32 @@ func (s *Service) retake(ctx context.Context, c Checkout) error {
 // backToAwaiting undoes the completing claim after a failure before anything was charged
 // or committed, and returns err.
 func (s *Service) backToAwaiting(ctx context.Context, c Checkout, err error) error {
-	if _, terr := s.transition(ctx, c.ID, StateCompleting, StateAwaitingPayment, c.Version,
-		s.cas(c.ID, StateCompleting, StateAwaitingPayment, change{holdsLapsed: true})); terr != nil {
-		s.log.Warn("checkout: back to awaiting_payment", slog.String("checkout", c.ID.String()),
-			slog.String("error", terr.Error()))
-	}
+	s.revert(ctx, c, change{holdsLapsed: true})
 	return err
+}
+
+// revert moves c, which this request claimed (completing at c.Version), back to
+// awaiting_payment with ch. When Redis cannot take the transition (it went down
+// mid-completion), the PostgreSQL half is written alone: nobody else moves a completing
+// checkout before StaleAfter, and a hash left behind is rebuilt from the row by the next
+// transition (its version is older). Without it the checkout would stay completing,
+// and every complete answer checkout_in_progress, until recovery.
+func (s *Service) revert(ctx context.Context, c Checkout, ch change) {
+	_, terr := s.transition(ctx, c.ID, StateCompleting, StateAwaitingPayment, c.Version,
+		s.cas(c.ID, StateCompleting, StateAwaitingPayment, ch))
+	if terr == nil {
+		return
+	}
+	var se *stateError
+	if errors.As(terr, &se) || errors.Is(terr, errStale) {
+		return // moved on by someone else (recovery): nothing of ours to undo
+	}
+	if perr := s.st.cas(ctx, s.st.pool, c.ID, StateCompleting, StateAwaitingPayment, c.Version+1, ch); perr != nil {
+		s.log.Warn("checkout: back to awaiting_payment", slog.String("checkout", c.ID.String()),
+			slog.String("error", terr.Error()), slog.String("postgres", perr.Error()))
+		return
+	}
+	s.m.transitions.WithLabelValues(string(StateCompleting), string(StateAwaitingPayment)).Inc()
 }
 
 // completion returns a completed checkout with its order.
