@@ -12,6 +12,7 @@ const (
 	disc  = "./internal/discount/"
 	cat   = "./internal/catalog/"
 	auth  = "./internal/platform/auth/"
+	pay   = "./internal/payment/..."
 )
 
 var mutants = []mutant{
@@ -177,4 +178,22 @@ var mutants = []mutant{
 		Old: "return hmac.Equal(mac.Sum(nil), got)", New: "return len(got) == len(mac.Sum(nil))",
 		Pkgs: []string{chk}, Tests: []string{"TestWebhook"},
 		Reason: "a payment event is applied only with a valid HMAC signature"},
+	// ---------------------------------------------------------------- payments
+	{Name: "payment-amount-unchecked", File: "internal/payment/payment.go",
+		Old: "if in.Amount.Amount != want.Amount || !sameCurrency(in.Amount.Currency, want.Currency) {", New: "if false {",
+		Pkgs: []string{pay, chk}, Tests: []string{"TestVerify", "TestPaymentFlows"},
+		Reason: "no order for an intent whose amount or currency differs from the checkout total"},
+	{Name: "webhook-completes-without-claim", File: "internal/checkout/service.go",
+		Old: "\t\t\tvar se *stateError\n\t\t\tif !errors.As(err, &se) {\n\t\t\t\treturn Completion{}, err\n\t\t\t}\n\t\t\t// Someone else moved it first",
+		New: "\t\t\tvar se *stateError\n\t\t\tif errors.As(err, &se) && !wait {\n\t\t\t\treturn s.run(ctx, c, method)\n\t\t\t}\n\t\t\tif !errors.As(err, &se) {\n\t\t\t\treturn Completion{}, err\n\t\t\t}\n\t\t\t// Someone else moved it first",
+		Pkgs: []string{chk}, Tests: []string{"TestConcurrentCompletes"},
+		Reason: "one claim decides: completes racing the provider's webhook capture once"},
+	{Name: "refund-key-per-call", File: "internal/payment/stripepay/stripepay.go",
+		Old: `params.SetIdempotencyKey("refund-" + rp.ID.String())`, New: `params.SetIdempotencyKey("refund-" + rp.ID.String() + time.Now().String())`,
+		Pkgs: []string{pay, chk}, Tests: []string{"TestIdempotencyKeyOnEveryPost", "TestCrashBetweenRefundDecisionAndProvider"},
+		Reason: "a refund retried after a crash or a lost reply never refunds twice"},
+	{Name: "restock-counter-not-raised", File: "internal/checkout/refund.go",
+		Old: "if err := s.inv.RaiseCounter(ctx, r.variant, r.qty, r.version); err != nil {", New: "if err := error(nil); err != nil && r.qty < 0 {",
+		Pkgs: []string{chk}, Tests: []string{"TestCancelOrderRestocks"},
+		Reason: "a restock reaches the Redis counter: on_hand, available and the ledger agree, no drift"},
 }
