@@ -17,8 +17,9 @@ import (
 
 // TestIdempotency: Stripe's rules for POST /v1/checkouts and …/complete: the first
 // response is replayed byte for byte with its status; the same key with another body is
-// 422 idempotency_key_reused; the same key while the first request runs is 409
-// idempotency_key_in_use; keys are per caller.
+// 422 idempotency_key_reused (except a complete whose checkout has its order: that
+// answers 200 with the order, whatever the key); the same key while the first request
+// runs is 409 idempotency_key_in_use; keys are per caller.
 func TestIdempotency(t *testing.T) {
 	t.Parallel()
 	ev := newEnv(t)
