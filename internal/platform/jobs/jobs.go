@@ -134,9 +134,10 @@ type Scheduler struct {
 	mu   sync.Mutex
 	jobs map[string]*job
 
-	base   context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // RunNow calls in flight
+	base    context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // RunNow calls and catch-up runs in flight
+	stopped bool           // under mu: Stop began, so no run may join wg any more
 
 	runs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -236,6 +237,9 @@ func (s *Scheduler) Start() {
 // jobs are warmers and sweeps: stopping one midway is safe and it runs again later.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	cronDone := s.cron.Stop()
+	s.mu.Lock()
+	s.stopped = true // after this no run joins wg, so Wait cannot race an Add
+	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -257,11 +261,17 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 func (s *Scheduler) RunNow(ctx context.Context, name string) error {
 	s.mu.Lock()
 	j, ok := s.jobs[name]
+	stopped := s.stopped
+	if ok && !stopped {
+		s.wg.Add(1)
+	}
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownJob, name)
 	}
-	s.wg.Add(1)
+	if stopped {
+		return fmt.Errorf("jobs: %s: scheduler stopped: %w", name, context.Canceled)
+	}
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

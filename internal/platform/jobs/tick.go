@@ -136,7 +136,13 @@ func (s *Scheduler) catchUp() {
 		if err != nil || claimant == tickDone {
 			continue // nobody claimed it (the next tick comes soon enough), or it is done
 		}
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			s.claimAndRun(j, tick.UTC())
