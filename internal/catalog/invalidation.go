@@ -210,8 +210,9 @@ func (s *Service) Start(ctx context.Context) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.relayStop, s.relayDone = cancel, make(chan struct{})
-	go s.relayLoop(ctx)
+	done := make(chan struct{})
+	s.relayStop, s.relayDone = cancel, done
+	go s.relayLoop(ctx, done)
 }
 
 // Stop ends the relay and the subscription. Invalidations still pending stay recorded
@@ -237,8 +238,10 @@ func (s *Service) Republish() {
 	}
 }
 
-func (s *Service) relayLoop(ctx context.Context) {
-	defer close(s.relayDone)
+// relayLoop closes done when it returns. It gets done as an argument: Stop clears
+// s.relayDone under relayMu, which this goroutine does not hold.
+func (s *Service) relayLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
