@@ -226,6 +226,7 @@ func (s *Scheduler) Add(name, spec string, timeout time.Duration, fn func(ctx co
 	return nil
 }
 
+// Start starts running the jobs on their schedules in the background. It first catches
 // up on the latest tick of each job when nobody finished it (see catchUp).
 func (s *Scheduler) Start() {
 	s.catchUp()

@@ -35,8 +35,6 @@ func parseSpec(parser cron.Parser, spec string) (cron.Schedule, error) {
 	return sched, nil
 }
 
-// Start starts running the jobs on their schedules in the background. It first catches
-
 // alignedEvery is "@every d" aligned to multiples of d since the zero time, so every
 // replica ticks at the same instants.
 type alignedEvery struct{ d time.Duration }
