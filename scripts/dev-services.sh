@@ -312,6 +312,8 @@ ensure_tools() {
 	fi
 	need redis-server redis-server # also the private servers that crash tests start
 	need redis-cli redis-tools
+	# make mutate (part of make test) copies the tree with git ls-files.
+	need git git
 }
 
 # ---------------------------------------------------------------- stripe-mock
