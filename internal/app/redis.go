@@ -49,20 +49,6 @@ func (c Config) cacheTarget() (redisTarget, bool) {
 // SeparateCache reports whether L2 has its own Redis (REDIS_CACHE_URL or REDIS_CACHE_ADDRS).
 func (c Config) SeparateCache() bool { _, ok := c.cacheTarget(); return ok }
 
-// redisMode names the kind of target, for logs and the stats route.
-func (t redisTarget) mode() string {
-	switch {
-	case len(t.sentinelAddrs) > 0:
-		return "sentinel"
-	case len(t.clusterAddrs) > 0:
-		return "cluster"
-	}
-	if u, err := url.Parse(t.url); err == nil && u.Query().Has("sentinel") {
-		return "sentinel"
-	}
-	return "standalone"
-}
-
 // OpenRedis returns the client of the instance that holds L1 and L3 (see stateTarget).
 // Sentinel: REDIS_SENTINEL_ADDRS with REDIS_MASTER_NAME, or a REDIS_URL such as
 // redis://sentinel:26379/0?sentinel=mymaster (more sentinels with &addr=host:port); the
