@@ -16,7 +16,6 @@ import (
 	"commerce/internal/cart"
 	"commerce/internal/catalog"
 	"commerce/internal/checkout"
-	"commerce/internal/checkout/adapters"
 	"commerce/internal/discount"
 	"commerce/internal/inventory"
 	"commerce/internal/payment"
@@ -113,7 +112,7 @@ func (a *App) wireDomains(ctx context.Context) error {
 	d.Discounts = discount.NewService(dstore, dcache, nil, a.log)
 
 	// Carts and preferences (L3).
-	d.Carts, err = cart.NewService(a.Redis, a.Space, a.Pool, adapters.CartCatalog{Src: d.Products}, inv,
+	d.Carts, err = cart.NewService(a.Redis, a.Space, a.Pool, CartCatalog{Src: d.Products}, inv,
 		cartPricer{svc: d.Discounts, currency: cfg.Currency},
 		cart.Options{SessionTTL: cfg.SessionTTL, CustomerTTL: cfg.CustomerCartTTL, Currency: cfg.Currency, Logger: a.log})
 	if err != nil {
@@ -129,9 +128,9 @@ func (a *App) wireDomains(ctx context.Context) error {
 	}
 
 	// Checkout and orders (L1).
-	d.Checkout, err = checkout.NewService(a.Pool, a.Redis, a.Space, adapters.Inventory{S: inv},
-		adapters.Carts{S: d.Carts}, adapters.Catalog{Src: d.Products},
-		adapters.Pricing{Rules: rulesetLoader{d.Discounts}}, pay, a.Reg,
+	d.Checkout, err = checkout.NewService(a.Pool, a.Redis, a.Space, CheckoutInventory{S: inv},
+		CheckoutCarts{S: d.Carts}, CheckoutCatalog{Src: d.Products},
+		CheckoutPricing{Rules: rulesetLoader{d.Discounts}}, pay, a.Reg,
 		checkout.Options{HoldTTL: cfg.HoldTTL, CheckoutTTL: cfg.CheckoutTTL, Currency: cfg.Currency, EventsMaxLen: cfg.EventsMaxLen,
 			Idempotency: d.Idempotency, Logger: a.log})
 	if err != nil {
@@ -256,7 +255,7 @@ func (a *App) Seed(ctx context.Context) (int, error) {
 	return n + m, nil
 }
 
-// rulesetLoader adapts the discount service to the checkout adapters' RulesetLoader.
+// rulesetLoader adapts the discount service to RulesetLoader (adapters.go).
 type rulesetLoader struct{ s *discount.Service }
 
 func (r rulesetLoader) Load(ctx context.Context) (discount.Ruleset, error) { return r.s.Current(ctx) }

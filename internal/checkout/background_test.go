@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"commerce/internal/app"
 	"commerce/internal/checkout"
-	"commerce/internal/checkout/adapters"
 	"commerce/internal/discount"
 	"commerce/internal/platform/testenv"
 )
@@ -354,7 +354,7 @@ func TestPricedWithDiscounts(t *testing.T) {
 	rule := discount.Rule{ID: uuid.New(), Name: "Ten percent", Kind: discount.KindPercentage, Value: 10,
 		Scope: discount.Scope{Type: discount.ScopeCart}, Stackable: true, Active: true}
 	ev := newEnv(t, func(c *envConfig) {
-		c.pricing = adapters.Pricing{Rules: staticRules{discount.Ruleset{Version: 42, Rules: []discount.Rule{rule}}}}
+		c.pricing = app.CheckoutPricing{Rules: staticRules{discount.Ruleset{Version: 42, Rules: []discount.Rule{rule}}}}
 	})
 	v := ev.variant(5, 1999)
 	me := customerOwner("bargain")

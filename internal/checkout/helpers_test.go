@@ -20,10 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"commerce/internal/app"
 	"commerce/internal/cart"
 	"commerce/internal/catalog"
 	"commerce/internal/checkout"
-	"commerce/internal/checkout/adapters"
 	"commerce/internal/inventory"
 	"commerce/internal/payment"
 	"commerce/internal/payment/stripepay"
@@ -107,12 +107,12 @@ func newEnv(t testing.TB, mutate ...func(*envConfig)) *env {
 	store := catalog.NewStore(pool, "USD")
 	cache := catalog.NewCache(store, rdb, space, time.Hour, nil)
 	ev.catalog = catalog.NewService(store, cache)
-	if ev.carts, err = cart.NewService(rdb, space, pool, adapters.CartCatalog{Src: cache}, ev.inv, nil,
+	if ev.carts, err = cart.NewService(rdb, space, pool, app.CartCatalog{Src: cache}, ev.inv, nil,
 		cart.Options{Logger: quiet()}); err != nil {
 		t.Fatal(err)
 	}
-	if ev.svc, err = checkout.NewService(pool, rdb, space, adapters.Inventory{S: ev.inv}, adapters.Carts{S: ev.carts},
-		adapters.Catalog{Src: cache}, cfg.pricing, cfg.pay, prometheus.NewRegistry(), cfg.chk); err != nil {
+	if ev.svc, err = checkout.NewService(pool, rdb, space, app.CheckoutInventory{S: ev.inv}, app.CheckoutCarts{S: ev.carts},
+		app.CheckoutCatalog{Src: cache}, cfg.pricing, cfg.pay, prometheus.NewRegistry(), cfg.chk); err != nil {
 		t.Fatal(err)
 	}
 	if err := ev.svc.LoadScripts(ev.ctx); err != nil {

@@ -1,8 +1,4 @@
-// Package adapters fits the inventory, cart, catalog and discount services to the small
-// interfaces the checkout package declares (checkout.Inventory, Carts, Catalog,
-// Pricing), translating their types and sentinel errors. The wiring and the checkout
-// integration tests use the same adapters.
-package adapters
+package app
 
 import (
 	"context"
@@ -21,18 +17,23 @@ import (
 	"commerce/internal/platform/money"
 )
 
+// The adapters below fit the inventory, cart, catalog and discount services to the
+// small interfaces the checkout and cart packages declare (checkout.Inventory, Carts,
+// Catalog, Pricing; cart.Catalog), translating their types and sentinel errors. The
+// wiring and the checkout integration tests use the same adapters.
+
 // VariantSource is what the catalog offers (catalog.Cache, catalog.Service).
 type VariantSource interface {
 	Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]catalog.VariantInfo, error)
 }
 
-// Catalog adapts a VariantSource to checkout.Catalog.
-type Catalog struct{ Src VariantSource }
+// CheckoutCatalog adapts a VariantSource to checkout.Catalog.
+type CheckoutCatalog struct{ Src VariantSource }
 
-var _ checkout.Catalog = Catalog{}
+var _ checkout.Catalog = CheckoutCatalog{}
 
 // Variants returns the variants as checkout sees them.
-func (a Catalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]checkout.VariantInfo, error) {
+func (a CheckoutCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]checkout.VariantInfo, error) {
 	vs, err := a.Src.Variants(ctx, ids)
 	if err != nil {
 		return nil, err
@@ -62,16 +63,16 @@ func (a CartCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 	return out, nil
 }
 
-// Carts adapts *cart.Service to checkout.Carts.
-type Carts struct{ S *cart.Service }
+// CheckoutCarts adapts *cart.Service to checkout.Carts.
+type CheckoutCarts struct{ S *cart.Service }
 
-var _ checkout.Carts = Carts{}
+var _ checkout.Carts = CheckoutCarts{}
 
 func cartOwner(o checkout.Owner) cart.Owner { return cart.Owner{Type: o.Type, ID: o.ID} }
 
 // Freeze freezes the cart; cart.ErrEmpty becomes checkout.ErrCartEmpty and
 // *cart.LockedError a *checkout.CartLockedError.
-func (a Carts) Freeze(ctx context.Context, o checkout.Owner, checkoutID string) (checkout.CartSnapshot, error) {
+func (a CheckoutCarts) Freeze(ctx context.Context, o checkout.Owner, checkoutID string) (checkout.CartSnapshot, error) {
 	snap, err := a.S.Freeze(ctx, cartOwner(o), checkoutID)
 	var le *cart.LockedError
 	switch {
@@ -92,12 +93,12 @@ func (a Carts) Freeze(ctx context.Context, o checkout.Owner, checkoutID string) 
 }
 
 // Unfreeze unlocks the cart if checkoutID holds it.
-func (a Carts) Unfreeze(ctx context.Context, o checkout.Owner, checkoutID string) error {
+func (a CheckoutCarts) Unfreeze(ctx context.Context, o checkout.Owner, checkoutID string) error {
 	return a.S.Unfreeze(ctx, cartOwner(o), checkoutID)
 }
 
 // ClearFor empties the cart after checkoutID's order.
-func (a Carts) ClearFor(ctx context.Context, o checkout.Owner, checkoutID string) error {
+func (a CheckoutCarts) ClearFor(ctx context.Context, o checkout.Owner, checkoutID string) error {
 	return a.S.ClearFor(ctx, cartOwner(o), checkoutID)
 }
 
@@ -106,18 +107,18 @@ type RulesetLoader interface {
 	Load(ctx context.Context) (discount.Ruleset, error)
 }
 
-// Pricing adapts the discount engine and a ruleset source to checkout.Pricing. Now is
+// CheckoutPricing adapts the discount engine and a ruleset source to checkout.Pricing. Now is
 // the clock rules are evaluated at (time.Now when nil).
-type Pricing struct {
+type CheckoutPricing struct {
 	Rules RulesetLoader
 	Now   func() time.Time
 }
 
-var _ checkout.Pricing = Pricing{}
+var _ checkout.Pricing = CheckoutPricing{}
 
 // Price prices the lines with the current ruleset; a coupon that does not apply is
 // ignored by the engine.
-func (p Pricing) Price(ctx context.Context, lines []checkout.PriceLine, coupon, currency string) (checkout.Priced, error) {
+func (p CheckoutPricing) Price(ctx context.Context, lines []checkout.PriceLine, coupon, currency string) (checkout.Priced, error) {
 	rs, err := p.Rules.Load(ctx)
 	if err != nil {
 		return checkout.Priced{}, err
@@ -147,13 +148,13 @@ func (p Pricing) Price(ctx context.Context, lines []checkout.PriceLine, coupon, 
 	return out, nil
 }
 
-// Inventory adapts *inventory.Service to checkout.Inventory: *InsufficientStockError
+// CheckoutInventory adapts *inventory.Service to checkout.Inventory: *InsufficientStockError
 // becomes *checkout.StockError, ErrHoldMissing checkout.ErrHoldMissing and ErrHoldBusy
 // (a commit of the same checkout is in flight or awaits recovery) checkout.ErrInProgress;
 // the original error stays in the chain.
-type Inventory struct{ S *inventory.Service }
+type CheckoutInventory struct{ S *inventory.Service }
 
-var _ checkout.Inventory = Inventory{}
+var _ checkout.Inventory = CheckoutInventory{}
 
 func invLines(ls []checkout.StockLine) []inventory.Line {
 	out := make([]inventory.Line, len(ls))
@@ -186,32 +187,32 @@ func invError(err error) error {
 }
 
 // Available returns the live availability of the variants.
-func (a Inventory) Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+func (a CheckoutInventory) Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
 	return a.S.Available(ctx, ids)
 }
 
-func (a Inventory) Reserve(ctx context.Context, holder string, lines []checkout.StockLine, ttl time.Duration) error {
+func (a CheckoutInventory) Reserve(ctx context.Context, holder string, lines []checkout.StockLine, ttl time.Duration) error {
 	return invError(a.S.Reserve(ctx, holder, invLines(lines), ttl))
 }
 
 // Release returns holder's holds of the variants.
-func (a Inventory) Release(ctx context.Context, holder string, variantIDs []uuid.UUID) (int64, error) {
+func (a CheckoutInventory) Release(ctx context.Context, holder string, variantIDs []uuid.UUID) (int64, error) {
 	n, err := a.S.Release(ctx, holder, variantIDs)
 	return n, invError(err)
 }
 
 // Commit sells holder's holds, running inTx in the stock transaction.
-func (a Inventory) Commit(ctx context.Context, holder string, lines []checkout.StockLine, reason string,
+func (a CheckoutInventory) Commit(ctx context.Context, holder string, lines []checkout.StockLine, reason string,
 	inTx func(ctx context.Context, tx pgx.Tx) error) error {
 	return invError(a.S.Commit(ctx, holder, invLines(lines), reason, inTx))
 }
 
 // RestockInTx adds units to on_hand inside the caller's transaction (ledger, version).
-func (a Inventory) RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error) {
+func (a CheckoutInventory) RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error) {
 	return a.S.RestockInTx(ctx, tx, variantID, quantity, reason, reference)
 }
 
 // RaiseCounter brings the Redis counter up after a committed restock.
-func (a Inventory) RaiseCounter(ctx context.Context, variantID uuid.UUID, quantity, version int64) error {
+func (a CheckoutInventory) RaiseCounter(ctx context.Context, variantID uuid.UUID, quantity, version int64) error {
 	return a.S.RaiseCounter(ctx, variantID, quantity, version)
 }
