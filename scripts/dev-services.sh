@@ -324,7 +324,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 stripe_mock_ready() {
 	# stripe-mock answers any authenticated API path; a 2xx on the balance says it is up.
-	curl -fsS -o /dev/null --max-time 2 -u sk_test_123: "http://$STRIPE_MOCK_ADDR/v1/balance" 2>/dev/null
+	curl --noproxy "*" -fsS -o /dev/null --max-time 2 -u sk_test_123: "http://$STRIPE_MOCK_ADDR/v1/balance" 2>/dev/null
 }
 
 ensure_stripe_mock() {
