@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"commerce/internal/cart"
 	"commerce/internal/catalog"
 	"commerce/internal/checkout"
 	"commerce/internal/discount"
 	"commerce/internal/inventory"
+	"commerce/internal/platform/db"
 	"commerce/internal/platform/money"
 )
 
@@ -203,12 +203,12 @@ func (a CheckoutInventory) Release(ctx context.Context, holder string, variantID
 
 // Commit sells holder's holds, running inTx in the stock transaction.
 func (a CheckoutInventory) Commit(ctx context.Context, holder string, lines []checkout.StockLine, reason string,
-	inTx func(ctx context.Context, tx pgx.Tx) error) error {
+	inTx func(ctx context.Context, tx db.Tx) error) error {
 	return invError(a.S.Commit(ctx, holder, invLines(lines), reason, inTx))
 }
 
 // RestockInTx adds units to on_hand inside the caller's transaction (ledger, version).
-func (a CheckoutInventory) RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error) {
+func (a CheckoutInventory) RestockInTx(ctx context.Context, tx db.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error) {
 	return a.S.RestockInTx(ctx, tx, variantID, quantity, reason, reference)
 }
 

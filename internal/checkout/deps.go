@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
+	"commerce/internal/platform/db"
 	"commerce/internal/platform/money"
 )
 
@@ -33,14 +33,14 @@ type Inventory interface {
 	// inTx fails), then deletes the holds. Errors: ErrHoldMissing when the holds lapsed
 	// before they could be marked; inTx's error.
 	Commit(ctx context.Context, holder string, lines []StockLine, reason string,
-		inTx func(ctx context.Context, tx pgx.Tx) error) error
+		inTx func(ctx context.Context, tx db.Tx) error) error
 	// Available says how many units of each variant could be reserved right now (unknown
 	// variants absent). It is an instantaneous figure: only Reserve decides.
 	Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error)
 	// RestockInTx adds quantity units of the variant to on_hand inside tx (ledger row,
 	// version bump) and returns the version written; RaiseCounter, called once after tx
 	// committed, brings the Redis counter up by the same units.
-	RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error)
+	RestockInTx(ctx context.Context, tx db.Tx, variantID uuid.UUID, quantity int64, reason, reference string) (int64, error)
 	RaiseCounter(ctx context.Context, variantID uuid.UUID, quantity, version int64) error
 }
 

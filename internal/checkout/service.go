@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -16,6 +15,7 @@ import (
 
 	"commerce/internal/payment"
 	"commerce/internal/platform/auth"
+	"commerce/internal/platform/db"
 	"commerce/internal/platform/fault"
 	"commerce/internal/platform/idempotency"
 	"commerce/internal/platform/money"
@@ -808,7 +808,7 @@ func (s *Service) run(ctx context.Context, c Checkout, method string) (Completio
 				return err
 			}
 			err = s.inv.Commit(ctx, c.ID.String(), stockLines(c.Lines), "order "+orderID.String(),
-				func(ctx context.Context, tx pgx.Tx) error { return s.st.placeOrder(ctx, tx, c, v, orderID, eventID) })
+				func(ctx context.Context, tx db.Tx) error { return s.st.placeOrder(ctx, tx, c, v, orderID, eventID) })
 			if err == nil {
 				s.at(hookAfterCommit)
 			}

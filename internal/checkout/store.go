@@ -23,9 +23,10 @@ var (
 	errActiveExists = errors.New("checkout: the cart has an active checkout")
 )
 
-// store is checkout's PostgreSQL side, the truth. Only this file imports pgx (besides the
-// Inventory interface, whose Commit hands out a pgx.Tx). Driver errors other than
-// connection failures never leave it unwrapped into domain meaning.
+// store is checkout's PostgreSQL side, the truth. Only the store files (store*.go) and
+// the refund transactions (refund.go, payrelay.go) use pgx; the Inventory interface
+// hands out a db.Tx. Driver errors other than connection failures never leave it
+// unwrapped into domain meaning.
 type store struct{ pool *pgxpool.Pool }
 
 // lineRow and appliedRow are the JSON shapes of checkouts.lines / orders.lines and of

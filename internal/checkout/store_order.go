@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"commerce/internal/platform/auth"
+	"commerce/internal/platform/db"
 	"commerce/internal/platform/money"
 )
 
@@ -49,7 +50,7 @@ const TopicOrderPlaced = "order.placed"
 // placeOrder writes, inside tx, the completing → completed transition of c (fenced by the
 // version), the order, its lines and an order.placed outbox row. Errors: errStale when the
 // checkout is no longer completing at version-1 (nothing is written).
-func (s store) placeOrder(ctx context.Context, tx pgx.Tx, c Checkout, version int64, orderID, eventID uuid.UUID) error {
+func (s store) placeOrder(ctx context.Context, tx db.Tx, c Checkout, version int64, orderID, eventID uuid.UUID) error {
 	tag, err := tx.Exec(ctx, `UPDATE checkouts SET state = 'completed', version = $2, order_id = $3,
 	payment_status = 'succeeded', updated_at = now()
 WHERE id = $1 AND state = 'completing' AND version = $2 - 1`, c.ID, version, orderID)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
+	"commerce/internal/platform/db"
 	"commerce/internal/platform/resilience"
 )
 
@@ -30,7 +30,7 @@ import (
 // Redis/PostgreSQL errors (an error from COMMIT itself is resolved in PostgreSQL at once
 // when possible, else left to recovery).
 func (s *Service) Commit(ctx context.Context, holder string, lines []Line, reason string,
-	inTx func(ctx context.Context, tx pgx.Tx) error) error {
+	inTx func(ctx context.Context, tx db.Tx) error) error {
 	if err := checkHolder(holder); err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (s *Service) Commit(ctx context.Context, holder string, lines []Line, reaso
 // sell is Commit with a ledger reference and an optional compare-and-set of on_hand
 // (single line); it returns the versions written.
 func (s *Service) sell(ctx context.Context, holder, reference string, lines []Line, reason string, expected *int64,
-	inTx func(ctx context.Context, tx pgx.Tx) error) (map[uuid.UUID]int64, error) {
+	inTx func(ctx context.Context, tx db.Tx) error) (map[uuid.UUID]int64, error) {
 	attempt := token()
 	timeoutMs := max(s.opts.CommitTimeout.Milliseconds(), 1)
 	epochs := make([]string, len(lines))

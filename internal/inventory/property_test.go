@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"commerce/internal/platform/db"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 )
 
 var errInTx = errors.New("order insert failed")
@@ -248,7 +248,7 @@ func TestPropertyRandomOperationsWithRedisLoss(t *testing.T) {
 					return true
 				}
 				fail := r.IntN(8) == 0
-				inTx := func(ctx context.Context, tx pgx.Tx) error {
+				inTx := func(ctx context.Context, tx db.Tx) error {
 					for _, l := range h.lines {
 						if _, err := tx.Exec(ctx, `INSERT INTO prop_sales VALUES ($1, $2, $3)`, h.holder, l.VariantID, l.Quantity); err != nil {
 							return err

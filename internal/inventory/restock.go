@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"commerce/internal/platform/db"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 // transaction as the decision that causes it (a refund, a cancelled order). Once tx has
 // committed, RaiseCounter brings the Redis counter up; until it runs the counter is
 // low, the safe direction, and reconcile repairs it if it never runs.
-func (s *Service) RestockInTx(ctx context.Context, tx pgx.Tx, variantID uuid.UUID, delta int64, reason, reference string) (int64, error) {
+func (s *Service) RestockInTx(ctx context.Context, tx db.Tx, variantID uuid.UUID, delta int64, reason, reference string) (int64, error) {
 	if delta <= 0 || delta > MaxAdjust {
 		return 0, fmt.Errorf("restock must be between 1 and %d units: %w", MaxAdjust, ErrInvalid)
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
+	"commerce/internal/platform/db"
 	"commerce/internal/platform/fault"
 	"commerce/internal/platform/testenv"
 )
@@ -186,7 +186,7 @@ func TestCommit(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, `CREATE TABLE t_orders (holder text PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	inTx := func(ctx context.Context, tx pgx.Tx) error {
+	inTx := func(ctx context.Context, tx db.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO t_orders VALUES ('chk1')`)
 		return err
 	}
@@ -228,7 +228,7 @@ func TestCommitRefusedWhenPostgreSQLHasLessThanHeld(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, `UPDATE inventory SET on_hand = 3 WHERE variant_id = $1`, ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Commit(ctx, "chk-short", lines, "sale", func(context.Context, pgx.Tx) error { return nil })
+	err := s.Commit(ctx, "chk-short", lines, "sale", func(context.Context, db.Tx) error { return nil })
 	if !errors.Is(err, ErrInsufficientStock) {
 		t.Fatalf("commit of 4 with on_hand 3: %v; want ErrInsufficientStock", err)
 	}
@@ -256,7 +256,7 @@ func TestCommitWhoseTransactionFailsKeepsTheHolds(t *testing.T) {
 	}
 	before := levels(t, s, id).Holds[0].ExpiresAt
 	boom := errors.New("order insert failed")
-	err := s.Commit(ctx, "chk1", []Line{{id, 2}}, "sale", func(ctx context.Context, tx pgx.Tx) error { return boom })
+	err := s.Commit(ctx, "chk1", []Line{{id, 2}}, "sale", func(ctx context.Context, tx db.Tx) error { return boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v; want the inTx error", err)
 	}

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"commerce/internal/platform/db"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,7 +108,7 @@ type saleSpec struct {
 	lines             []Line // sorted by variant id (lock order)
 	reason, reference string
 	expected          *int64 // Set: on_hand must be exactly this (single line)
-	inTx              func(ctx context.Context, tx pgx.Tx) error
+	inTx              func(ctx context.Context, tx db.Tx) error
 }
 
 // sell runs the transaction. It returns the inventory version each line wrote. Errors:
