@@ -2,23 +2,17 @@ package checkout
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/mail"
 	"strings"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/platform/auth"
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/idempotency"
-	"commerce/internal/platform/money"
 )
 
 // Header names of the checkout routes.
@@ -308,95 +302,6 @@ func httpError(err error) error {
 	return e
 }
 
-// ------------------------------------------------------------------------- webhook
-
-// stripeWebhook receives Stripe's events (verified by Stripe-Signature).
-func (h *Handler) stripeWebhook(c echo.Context) error {
-	body, err := httpx.ReadBody(c)
-	if err != nil {
-		return err
-	}
-	if h.stripe == nil {
-		return httpx.Unauthorized("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)")
-	}
-	ev, err := h.stripe(body, c.Request().Header.Get("Stripe-Signature"))
-	if err != nil {
-		if errors.Is(err, ErrBadSignature) {
-			return httpx.Unauthorized("missing or invalid Stripe-Signature")
-		}
-		return httpx.BadRequest("malformed Stripe event")
-	}
-	if ev.ID == "" || len(ev.ID) > 255 || len(ev.IntentID) > 255 {
-		return httpx.BadRequest("malformed Stripe event")
-	}
-	applied, err := h.svc.HandlePaymentEvent(c.Request().Context(), ev)
-	if err != nil {
-		return httpError(err)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"received": true, "duplicate": !applied})
-}
-
-type webhookRequest struct {
-	ID              string `json:"id"`
-	Type            string `json:"type"`
-	PaymentIntentID string `json:"payment_intent_id"`
-}
-
-// validSignature checks X-Signature = "sha256=<hex HMAC-SHA256 of the raw body>" in
-// constant time.
-func (h *Handler) validSignature(body []byte, header string) bool {
-	if len(h.secret) == 0 {
-		return false
-	}
-	const prefix = "sha256="
-	if len(header) != len(prefix)+64 || header[:len(prefix)] != prefix { // lower case, as documented
-		return false
-	}
-	got, err := hex.DecodeString(header[len(prefix):])
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, h.secret)
-	mac.Write(body)
-	return hmac.Equal(mac.Sum(nil), got)
-}
-
-// Sign returns the X-Signature value of body under secret (for tests and tooling).
-func Sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-func (h *Handler) webhook(c echo.Context) error {
-	body, err := httpx.ReadBody(c)
-	if err != nil {
-		return err
-	}
-	if !h.validSignature(body, c.Request().Header.Get(HeaderSignature)) {
-		return httpx.Unauthorized("missing or invalid X-Signature")
-	}
-	var req webhookRequest
-	if err := httpx.DecodeStrict(body, &req); err != nil {
-		return err
-	}
-	t := EventType(req.Type)
-	switch {
-	case req.ID == "" || len(req.ID) > 255:
-		return httpx.BadRequest("id must be 1-255 characters")
-	case t != EventIntentSucceeded && t != EventIntentFailed:
-		return httpx.BadRequest("type must be payment_intent.succeeded or payment_intent.payment_failed")
-	case req.PaymentIntentID == "" || len(req.PaymentIntentID) > 255:
-		return httpx.BadRequest("payment_intent_id must be 1-255 characters")
-	}
-	applied, err := h.svc.HandlePaymentEvent(c.Request().Context(),
-		PaymentEvent{ID: req.ID, Type: t, IntentID: req.PaymentIntentID})
-	if err != nil {
-		return httpError(err)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"received": true, "duplicate": !applied})
-}
-
 // -------------------------------------------------------------------------- orders
 
 func (h *Handler) getOrder(c echo.Context) error {
@@ -430,132 +335,4 @@ func (h *Handler) listOrders(c echo.Context) error {
 		out.Items[i] = toOrderJSON(o)
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// -------------------------------------------------------------------------- JSON
-
-type lineJSON struct {
-	VariantID uuid.UUID   `json:"variant_id"`
-	SKU       string      `json:"sku"`
-	Name      string      `json:"name"`
-	Quantity  int64       `json:"quantity"`
-	UnitPrice httpx.Money `json:"unit_price"`
-	LineTotal httpx.Money `json:"line_total"`
-	Discount  httpx.Money `json:"discount"`
-}
-
-type appliedJSON struct {
-	ID     uuid.UUID   `json:"id"`
-	Name   string      `json:"name"`
-	Code   *string     `json:"code"`
-	Amount httpx.Money `json:"amount"`
-}
-
-type intentJSON struct {
-	ID           string      `json:"id"`
-	Status       string      `json:"status"`
-	Amount       httpx.Money `json:"amount"`
-	ClientSecret *string     `json:"client_secret"`
-}
-
-type checkoutJSON struct {
-	ID               uuid.UUID     `json:"id"`
-	State            string        `json:"state"`
-	Email            *string       `json:"email"`
-	Lines            []lineJSON    `json:"lines"`
-	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
-	Subtotal         httpx.Money   `json:"subtotal"`
-	DiscountTotal    httpx.Money   `json:"discount_total"`
-	Total            httpx.Money   `json:"total"`
-	ExpiresAt        time.Time     `json:"expires_at"`
-	PaymentIntent    *intentJSON   `json:"payment_intent"`
-	OrderID          *uuid.UUID    `json:"order_id"`
-}
-
-type orderJSON struct {
-	ID               uuid.UUID     `json:"id"`
-	Number           int64         `json:"number"`
-	CheckoutID       uuid.UUID     `json:"checkout_id"`
-	Status           string        `json:"status"`
-	Email            *string       `json:"email"`
-	Lines            []lineJSON    `json:"lines"`
-	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
-	Subtotal         httpx.Money   `json:"subtotal"`
-	DiscountTotal    httpx.Money   `json:"discount_total"`
-	Total            httpx.Money   `json:"total"`
-	RefundedTotal    httpx.Money   `json:"refunded_total"`
-	Refunds          []refundJSON  `json:"refunds"`
-	CreatedAt        time.Time     `json:"created_at"`
-}
-
-type refundJSON struct {
-	ID        uuid.UUID   `json:"id"`
-	Amount    httpx.Money `json:"amount"`
-	Status    string      `json:"status"`
-	Reason    string      `json:"reason"`
-	CreatedAt time.Time   `json:"created_at"`
-}
-
-type completionJSON struct {
-	Checkout checkoutJSON `json:"checkout"`
-	Order    orderJSON    `json:"order"`
-}
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-func toLinesJSON(ls []Line) []lineJSON {
-	out := make([]lineJSON, len(ls))
-	for i, l := range ls {
-		out[i] = lineJSON{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
-			UnitPrice: httpx.MoneyOf(l.UnitPrice), LineTotal: httpx.MoneyOf(l.LineTotal), Discount: httpx.MoneyOf(l.Discount)}
-	}
-	return out
-}
-
-func toAppliedJSON(as []AppliedDiscount) []appliedJSON {
-	out := make([]appliedJSON, len(as))
-	for i, a := range as {
-		out[i] = appliedJSON{ID: a.ID, Name: a.Name, Code: optString(a.Code), Amount: httpx.MoneyOf(a.Amount)}
-	}
-	return out
-}
-
-func toCheckoutJSON(c Checkout) checkoutJSON {
-	out := checkoutJSON{ID: c.ID, State: string(c.State), Email: optString(c.Email), Lines: toLinesJSON(c.Lines),
-		AppliedDiscounts: toAppliedJSON(c.Applied), Subtotal: httpx.MoneyOf(c.Subtotal),
-		DiscountTotal: httpx.MoneyOf(c.DiscountTotal), Total: httpx.MoneyOf(c.Total), ExpiresAt: c.ExpiresAt.UTC()}
-	if c.PaymentIntentID != "" {
-		st := c.PaymentStatus
-		if st == "" {
-			st = PaymentRequiresPaymentMethod
-		}
-		out.PaymentIntent = &intentJSON{ID: c.PaymentIntentID, Status: string(st), Amount: httpx.MoneyOf(c.Total),
-			ClientSecret: optString(c.ClientSecret)}
-	}
-	if c.OrderID != uuid.Nil {
-		id := c.OrderID
-		out.OrderID = &id
-	}
-	return out
-}
-
-func toOrderJSON(o Order) orderJSON {
-	refunds := make([]refundJSON, len(o.Refunds))
-	for i, r := range o.Refunds {
-		refunds[i] = refundJSON{ID: r.ID, Amount: httpx.MoneyOf(r.Amount), Status: r.Status, Reason: r.Reason,
-			CreatedAt: r.CreatedAt.UTC()}
-	}
-	refunded := o.RefundedTotal
-	if refunded.Currency == "" {
-		refunded = money.Zero(o.Currency)
-	}
-	return orderJSON{ID: o.ID, Number: o.Number, CheckoutID: o.CheckoutID, Status: o.Status,
-		Email: optString(o.Email), Lines: toLinesJSON(o.Lines), AppliedDiscounts: toAppliedJSON(o.Applied),
-		Subtotal: httpx.MoneyOf(o.Subtotal), DiscountTotal: httpx.MoneyOf(o.DiscountTotal), Total: httpx.MoneyOf(o.Total),
-		RefundedTotal: httpx.MoneyOf(refunded), Refunds: refunds, CreatedAt: o.CreatedAt.UTC()}
 }
