@@ -32,7 +32,8 @@ type CheckoutCatalog struct{ Src VariantSource }
 
 var _ checkout.Catalog = CheckoutCatalog{}
 
-// Variants returns the variants as checkout sees them.
+// Variants returns the variants as checkout sees them, converted field by field (a
+// field added to the catalog's VariantInfo reaches checkout only when added here).
 func (a CheckoutCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]checkout.VariantInfo, error) {
 	vs, err := a.Src.Variants(ctx, ids)
 	if err != nil {
@@ -40,7 +41,8 @@ func (a CheckoutCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uui
 	}
 	out := make(map[uuid.UUID]checkout.VariantInfo, len(vs))
 	for id, v := range vs {
-		out[id] = checkout.VariantInfo(v)
+		out[id] = checkout.VariantInfo{ID: v.ID, ProductID: v.ProductID, SKU: v.SKU, ProductName: v.ProductName,
+			VariantName: v.VariantName, Category: v.Category, Price: v.Price, Active: v.Active}
 	}
 	return out, nil
 }
@@ -50,7 +52,7 @@ type CartCatalog struct{ Src VariantSource }
 
 var _ cart.Catalog = CartCatalog{}
 
-// Variants returns the variants as the cart sees them.
+// Variants returns the variants as the cart sees them, converted field by field.
 func (a CartCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]cart.VariantInfo, error) {
 	vs, err := a.Src.Variants(ctx, ids)
 	if err != nil {
@@ -58,7 +60,8 @@ func (a CartCatalog) Variants(ctx context.Context, ids []uuid.UUID) (map[uuid.UU
 	}
 	out := make(map[uuid.UUID]cart.VariantInfo, len(vs))
 	for id, v := range vs {
-		out[id] = cart.VariantInfo(v)
+		out[id] = cart.VariantInfo{ID: v.ID, ProductID: v.ProductID, SKU: v.SKU, ProductName: v.ProductName,
+			VariantName: v.VariantName, Category: v.Category, Price: v.Price, Active: v.Active}
 	}
 	return out, nil
 }

@@ -104,7 +104,8 @@ type Snapshot struct {
 	Coupon string
 }
 
-// VariantInfo is what the cart needs to know about a variant (mirrors the catalog's type).
+// VariantInfo is what the cart needs to know about a variant. The wiring converts the
+// catalog's read model to it field by field (internal/app/adapters.go).
 type VariantInfo struct {
 	ID, ProductID                           uuid.UUID
 	SKU, ProductName, VariantName, Category string

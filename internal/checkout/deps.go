@@ -62,6 +62,8 @@ type Carts interface {
 }
 
 // VariantInfo is what checkout needs to know about a variant, with its current price.
+// The wiring converts the catalog's read model to it field by field
+// (internal/app/adapters.go).
 type VariantInfo struct {
 	ID, ProductID                           uuid.UUID
 	SKU, ProductName, VariantName, Category string
