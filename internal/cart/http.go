@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"commerce/internal/platform/auth"
@@ -255,35 +254,18 @@ func httpError(err error) error {
 	return err
 }
 
-type cartLineJSON struct {
-	VariantID uuid.UUID   `json:"variant_id"`
-	SKU       string      `json:"sku"`
-	Name      string      `json:"name"`
-	Quantity  int64       `json:"quantity"`
-	UnitPrice httpx.Money `json:"unit_price"`
-	LineTotal httpx.Money `json:"line_total"`
-	Discount  httpx.Money `json:"discount"`
-}
-
-type appliedDiscountJSON struct {
-	ID     uuid.UUID   `json:"id"`
-	Name   string      `json:"name"`
-	Code   *string     `json:"code"`
-	Amount httpx.Money `json:"amount"`
-}
-
 type cartJSON struct {
-	ID               string                `json:"id"`
-	Owner            string                `json:"owner"`
-	Lines            []cartLineJSON        `json:"lines"`
-	CouponCode       *string               `json:"coupon_code"`
-	AppliedDiscounts []appliedDiscountJSON `json:"applied_discounts"`
-	Subtotal         httpx.Money           `json:"subtotal"`
-	DiscountTotal    httpx.Money           `json:"discount_total"`
-	Total            httpx.Money           `json:"total"`
-	LockedByCheckout *string               `json:"locked_by_checkout"`
-	UpdatedAt        *time.Time            `json:"updated_at"`
-	ExpiresAt        *time.Time            `json:"expires_at"`
+	ID               string                  `json:"id"`
+	Owner            string                  `json:"owner"`
+	Lines            []httpx.Line            `json:"lines"`
+	CouponCode       *string                 `json:"coupon_code"`
+	AppliedDiscounts []httpx.AppliedDiscount `json:"applied_discounts"`
+	Subtotal         httpx.Money             `json:"subtotal"`
+	DiscountTotal    httpx.Money             `json:"discount_total"`
+	Total            httpx.Money             `json:"total"`
+	LockedByCheckout *string                 `json:"locked_by_checkout"`
+	UpdatedAt        *time.Time              `json:"updated_at"`
+	ExpiresAt        *time.Time              `json:"expires_at"`
 }
 
 func optString(s string) *string {
@@ -302,17 +284,17 @@ func optTime(t time.Time) *time.Time {
 }
 
 func toCartJSON(c Cart) cartJSON {
-	out := cartJSON{ID: c.ID, Owner: string(c.Owner), Lines: make([]cartLineJSON, 0, len(c.Lines)),
-		CouponCode: optString(c.Coupon), AppliedDiscounts: make([]appliedDiscountJSON, 0, len(c.Applied)),
+	out := cartJSON{ID: c.ID, Owner: string(c.Owner), Lines: make([]httpx.Line, 0, len(c.Lines)),
+		CouponCode: optString(c.Coupon), AppliedDiscounts: make([]httpx.AppliedDiscount, 0, len(c.Applied)),
 		Subtotal: httpx.MoneyOf(c.Subtotal), DiscountTotal: httpx.MoneyOf(c.DiscountTotal), Total: httpx.MoneyOf(c.Total),
 		LockedByCheckout: optString(c.LockedBy), UpdatedAt: optTime(c.UpdatedAt), ExpiresAt: optTime(c.ExpiresAt)}
 	for _, l := range c.Lines {
-		out.Lines = append(out.Lines, cartLineJSON{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name,
+		out.Lines = append(out.Lines, httpx.Line{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name,
 			Quantity: l.Quantity, UnitPrice: httpx.MoneyOf(l.UnitPrice), LineTotal: httpx.MoneyOf(l.LineTotal),
 			Discount: httpx.MoneyOf(l.Discount)})
 	}
 	for _, a := range c.Applied {
-		out.AppliedDiscounts = append(out.AppliedDiscounts, appliedDiscountJSON{ID: a.ID, Name: a.Name,
+		out.AppliedDiscounts = append(out.AppliedDiscounts, httpx.AppliedDiscount{ID: a.ID, Name: a.Name,
 			Code: optString(a.Code), Amount: httpx.MoneyOf(a.Amount)})
 	}
 	return out

@@ -9,23 +9,6 @@ import (
 	"commerce/internal/platform/money"
 )
 
-type lineJSON struct {
-	VariantID uuid.UUID   `json:"variant_id"`
-	SKU       string      `json:"sku"`
-	Name      string      `json:"name"`
-	Quantity  int64       `json:"quantity"`
-	UnitPrice httpx.Money `json:"unit_price"`
-	LineTotal httpx.Money `json:"line_total"`
-	Discount  httpx.Money `json:"discount"`
-}
-
-type appliedJSON struct {
-	ID     uuid.UUID   `json:"id"`
-	Name   string      `json:"name"`
-	Code   *string     `json:"code"`
-	Amount httpx.Money `json:"amount"`
-}
-
 type intentJSON struct {
 	ID           string      `json:"id"`
 	Status       string      `json:"status"`
@@ -34,33 +17,33 @@ type intentJSON struct {
 }
 
 type checkoutJSON struct {
-	ID               uuid.UUID     `json:"id"`
-	State            string        `json:"state"`
-	Email            *string       `json:"email"`
-	Lines            []lineJSON    `json:"lines"`
-	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
-	Subtotal         httpx.Money   `json:"subtotal"`
-	DiscountTotal    httpx.Money   `json:"discount_total"`
-	Total            httpx.Money   `json:"total"`
-	ExpiresAt        time.Time     `json:"expires_at"`
-	PaymentIntent    *intentJSON   `json:"payment_intent"`
-	OrderID          *uuid.UUID    `json:"order_id"`
+	ID               uuid.UUID               `json:"id"`
+	State            string                  `json:"state"`
+	Email            *string                 `json:"email"`
+	Lines            []httpx.Line            `json:"lines"`
+	AppliedDiscounts []httpx.AppliedDiscount `json:"applied_discounts"`
+	Subtotal         httpx.Money             `json:"subtotal"`
+	DiscountTotal    httpx.Money             `json:"discount_total"`
+	Total            httpx.Money             `json:"total"`
+	ExpiresAt        time.Time               `json:"expires_at"`
+	PaymentIntent    *intentJSON             `json:"payment_intent"`
+	OrderID          *uuid.UUID              `json:"order_id"`
 }
 
 type orderJSON struct {
-	ID               uuid.UUID     `json:"id"`
-	Number           int64         `json:"number"`
-	CheckoutID       uuid.UUID     `json:"checkout_id"`
-	Status           string        `json:"status"`
-	Email            *string       `json:"email"`
-	Lines            []lineJSON    `json:"lines"`
-	AppliedDiscounts []appliedJSON `json:"applied_discounts"`
-	Subtotal         httpx.Money   `json:"subtotal"`
-	DiscountTotal    httpx.Money   `json:"discount_total"`
-	Total            httpx.Money   `json:"total"`
-	RefundedTotal    httpx.Money   `json:"refunded_total"`
-	Refunds          []refundJSON  `json:"refunds"`
-	CreatedAt        time.Time     `json:"created_at"`
+	ID               uuid.UUID               `json:"id"`
+	Number           int64                   `json:"number"`
+	CheckoutID       uuid.UUID               `json:"checkout_id"`
+	Status           string                  `json:"status"`
+	Email            *string                 `json:"email"`
+	Lines            []httpx.Line            `json:"lines"`
+	AppliedDiscounts []httpx.AppliedDiscount `json:"applied_discounts"`
+	Subtotal         httpx.Money             `json:"subtotal"`
+	DiscountTotal    httpx.Money             `json:"discount_total"`
+	Total            httpx.Money             `json:"total"`
+	RefundedTotal    httpx.Money             `json:"refunded_total"`
+	Refunds          []refundJSON            `json:"refunds"`
+	CreatedAt        time.Time               `json:"created_at"`
 }
 
 type refundJSON struct {
@@ -83,19 +66,19 @@ func optString(s string) *string {
 	return &s
 }
 
-func toLinesJSON(ls []Line) []lineJSON {
-	out := make([]lineJSON, len(ls))
+func toLinesJSON(ls []Line) []httpx.Line {
+	out := make([]httpx.Line, len(ls))
 	for i, l := range ls {
-		out[i] = lineJSON{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+		out[i] = httpx.Line{VariantID: l.VariantID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
 			UnitPrice: httpx.MoneyOf(l.UnitPrice), LineTotal: httpx.MoneyOf(l.LineTotal), Discount: httpx.MoneyOf(l.Discount)}
 	}
 	return out
 }
 
-func toAppliedJSON(as []AppliedDiscount) []appliedJSON {
-	out := make([]appliedJSON, len(as))
+func toAppliedJSON(as []AppliedDiscount) []httpx.AppliedDiscount {
+	out := make([]httpx.AppliedDiscount, len(as))
 	for i, a := range as {
-		out[i] = appliedJSON{ID: a.ID, Name: a.Name, Code: optString(a.Code), Amount: httpx.MoneyOf(a.Amount)}
+		out[i] = httpx.AppliedDiscount{ID: a.ID, Name: a.Name, Code: optString(a.Code), Amount: httpx.MoneyOf(a.Amount)}
 	}
 	return out
 }
