@@ -160,13 +160,20 @@ func (s store) orderFor(ctx context.Context, checkoutID uuid.UUID) (Order, bool,
 
 // orders returns a page of the owner's orders, newest first, and how many they have.
 func (s store) orders(ctx context.Context, o Owner, limit int, offset int64) ([]Order, int64, error) {
+	return s.listOrders(ctx, `WHERE owner_type = $1 AND owner_id = $2`, []any{string(o.Type), o.ID}, limit, offset)
+}
+
+// listOrders returns a page of the orders that where selects (its parameters are args,
+// $1…$n), newest first, with their refunds, and how many match.
+func (s store) listOrders(ctx context.Context, where string, args []any, limit int, offset int64) ([]Order, int64, error) {
 	var total int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE owner_type = $1 AND owner_id = $2`,
-		string(o.Type), o.ID).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM orders `+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count orders: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+orderCols+` FROM orders WHERE owner_type = $1 AND owner_id = $2
-ORDER BY created_at DESC, number DESC LIMIT $3 OFFSET $4`, string(o.Type), o.ID, limit, offset)
+	n := len(args)
+	page := append(append(make([]any, 0, n+2), args...), limit, offset)
+	rows, err := s.pool.Query(ctx, `SELECT `+orderCols+` FROM orders `+where+
+		fmt.Sprintf(` ORDER BY created_at DESC, number DESC LIMIT $%d OFFSET $%d`, n+1, n+2), page...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list orders: %w", err)
 	}

@@ -194,33 +194,8 @@ type OrderFilter struct {
 
 // adminOrders returns a page of orders, newest first, and how many match.
 func (s store) adminOrders(ctx context.Context, f OrderFilter, limit int, offset int64) ([]Order, int64, error) {
-	var total int64
-	where := `WHERE ($1 = '' OR status = $1) AND ($2 = '' OR (owner_type = 'customer' AND owner_id = $2))`
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM orders `+where, f.Status, f.CustomerID).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count orders: %w", err)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+orderCols+` FROM orders `+where+`
-ORDER BY created_at DESC, number DESC LIMIT $3 OFFSET $4`, f.Status, f.CustomerID, limit, offset)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list orders: %w", err)
-	}
-	out := []Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			rows.Close()
-			return nil, 0, fmt.Errorf("list orders: %w", err)
-		}
-		out = append(out, o)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list orders: %w", err)
-	}
-	if err := s.withRefunds(ctx, nil, out); err != nil {
-		return nil, 0, err
-	}
-	return out, total, nil
+	return s.listOrders(ctx, `WHERE ($1 = '' OR status = $1) AND ($2 = '' OR (owner_type = 'customer' AND owner_id = $2))`,
+		[]any{f.Status, f.CustomerID}, limit, offset)
 }
 
 // flagged returns the flagged payment actions, newest first.
