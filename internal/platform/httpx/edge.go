@@ -84,10 +84,24 @@ func (rt *Routes) load() {
 // Label is the route label of c: its pattern, or "unmatched".
 func (rt *Routes) Label(c echo.Context) string {
 	rt.load()
-	if p := c.Path(); rt.pats[p] {
+	if p := c.Path(); rt.pats[p] && !paramSpansSegments(c) {
 		return p
 	}
 	return "unmatched"
+}
+
+// paramSpansSegments reports whether echo matched a route by letting one path parameter
+// run over a "/". Its router does that when it backtracks from a deeper path towards a
+// group's catch-all (DELETE /admin/products/a/b reaches /admin/products/:id with id
+// "a/b"). No route of the service takes a parameter of more than one segment, so such a
+// match is no match: the path does not exist.
+func paramSpansSegments(c echo.Context) bool {
+	for _, v := range c.ParamValues() {
+		if strings.Contains(v, "/") {
+			return true
+		}
+	}
+	return false
 }
 
 // allowed returns the methods with a route for path, HEAD included where GET is.
@@ -100,7 +114,7 @@ func (rt *Routes) allowed(path string) []string {
 		c := rt.e.AcquireContext()
 		c.Reset(&http.Request{Method: m, URL: &url.URL{Path: path}}, nil)
 		rt.e.Router().Find(m, path, c)
-		if rt.real[m+" "+c.Path()] {
+		if rt.real[m+" "+c.Path()] && !paramSpansSegments(c) {
 			out = append(out, m)
 			if m == http.MethodGet {
 				out = append(out, http.MethodHead)
@@ -121,10 +135,10 @@ func (rt *Routes) MethodNotAllowed() echo.MiddlewareFunc {
 			if m == http.MethodHead {
 				m = http.MethodGet
 			}
-			if rt.real[m+" "+c.Path()] {
+			if rt.real[m+" "+c.Path()] && !paramSpansSegments(c) {
 				return next(c)
 			}
-			if allow := rt.allowed(c.Request().URL.Path); len(allow) > 0 {
+			if allow := rt.allowed(echo.GetPath(c.Request())); len(allow) > 0 {
 				c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
 				return New(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed")
 			}
