@@ -88,11 +88,24 @@ func (a CheckoutCarts) Freeze(ctx context.Context, o checkout.Owner, checkoutID 
 	case err != nil:
 		return checkout.CartSnapshot{}, err
 	}
+	return toCheckoutSnapshot(snap), nil
+}
+
+func toCheckoutSnapshot(snap cart.Snapshot) checkout.CartSnapshot {
 	out := checkout.CartSnapshot{Coupon: snap.Coupon, Lines: make([]checkout.StockLine, len(snap.Lines))}
 	for i, l := range snap.Lines {
 		out.Lines[i] = checkout.StockLine{VariantID: l.VariantID, Quantity: l.Quantity}
 	}
-	return out, nil
+	return out
+}
+
+// FrozenFor returns the cart's content when checkoutID has it frozen.
+func (a CheckoutCarts) FrozenFor(ctx context.Context, o checkout.Owner, checkoutID string) (checkout.CartSnapshot, bool, error) {
+	snap, ok, err := a.S.FrozenFor(ctx, cartOwner(o), checkoutID)
+	if err != nil || !ok {
+		return checkout.CartSnapshot{}, false, err
+	}
+	return toCheckoutSnapshot(snap), true, nil
 }
 
 // Unfreeze unlocks the cart if checkoutID holds it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // ExpireDue expires the checkouts (reserving or awaiting_payment) past CheckoutTTL:
@@ -61,6 +62,7 @@ func (s *Service) paidMeanwhile(ctx context.Context, c Checkout) bool {
 
 // RecoverStats says what Recover did.
 type RecoverStats struct {
+	Creations int // creations that died before writing their row: holds returned, cart unfrozen
 	Abandoned int // reserving checkouts of crashed requests, now expired
 	Reverted  int // completing checkouts without an order, back to awaiting_payment
 	Expired   int // completing checkouts without an order past their expiry, now expired
@@ -76,6 +78,11 @@ type RecoverStats struct {
 // merely slow is fenced: its commit finds the version moved and writes nothing.
 func (s *Service) Recover(ctx context.Context) (RecoverStats, error) {
 	var st RecoverStats
+	n, err := s.recoverCreations(ctx)
+	st.Creations = n
+	if err != nil {
+		return st, err
+	}
 	stuck, err := s.st.stuck(ctx, s.opts.StaleAfter, batch)
 	if err != nil {
 		return st, err
@@ -121,6 +128,51 @@ func (s *Service) Recover(ctx context.Context) (RecoverStats, error) {
 	}
 	s.m.recovered.Add(float64(st.Abandoned + st.Reverted + st.Expired + st.Cleaned))
 	return st, nil
+}
+
+// recoverCreations settles registered creations older than StaleAfter whose cart lock
+// nobody holds (a live creator renews it, and a later attempt of the same cart takes it
+// and settles the creation itself): one whose row PostgreSQL has is done, and only its
+// registration goes; one without a row died before its insert, and its holds and frozen
+// cart are returned.
+func (s *Service) recoverCreations(ctx context.Context) (int, error) {
+	members, err := s.r.staleCreations(ctx, time.Now().Add(-s.opts.StaleAfter), batch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range members {
+		id, owner, perr := parseCreatingMember(m)
+		if perr != nil {
+			s.log.Warn("checkout: recover: dropping a malformed creation", slog.String("error", perr.Error()))
+			if err := s.r.removeMember(ctx, m); err != nil {
+				return n, err
+			}
+			continue
+		}
+		held, err := s.r.lockHeld(ctx, owner)
+		if err != nil {
+			return n, err
+		}
+		if held {
+			continue
+		}
+		_, err = s.st.get(ctx, id)
+		switch {
+		case err == nil:
+			if err := s.r.unregister(ctx, id, owner); err != nil {
+				return n, err
+			}
+			continue
+		case !errors.Is(err, ErrNotFound):
+			return n, err
+		}
+		if err := s.abandonCreation(ctx, owner, id); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // RelayOutbox publishes unpublished outbox rows (oldest first) to the Redis Stream

@@ -178,12 +178,14 @@ func TestCrashDuringCompletion(t *testing.T) {
 	}
 }
 
-// TestCrashDuringCreation: a creation that dies after inserting the checkout row or after
-// taking the holds blocks its cart for at most one lock lease (LockTTL), with no recovery
-// job: the next attempt finds the lock gone, abandons the dead creation (holds returned,
-// cart unfrozen) and creates a checkout that completes.
+// TestCrashDuringCreation: a creation that dies after taking the holds (before its row
+// is written) or after writing its row blocks its cart for at most one lock lease
+// (LockTTL), with no recovery job. After the holds: the next attempt finds the cart
+// frozen by a checkout PostgreSQL does not have, returns that creation's holds, unfreezes
+// the cart and creates a checkout that completes. After the row: the creation is done,
+// and the next attempt hands that checkout back (200), which completes.
 func TestCrashDuringCreation(t *testing.T) {
-	for _, point := range []string{checkout.HookCreateAfterInsert, checkout.HookCreateAfterReserve} {
+	for _, point := range []string{checkout.HookCreateAfterReserve, checkout.HookCreateAfterInsert} {
 		t.Run(point, func(t *testing.T) {
 			ev := crashEnv(t)
 			if testenv.CrashChild() {
@@ -197,32 +199,83 @@ func TestCrashDuringCreation(t *testing.T) {
 			testenv.RunCrash(t, point, map[string]string{"session": me.ID})
 			died := time.Now()
 			lease := ev.svc.Options().LockTTL
+			ev.wantLevels(v, 4, 1, 3) // the dead creation's holds
 
+			want := http.StatusCreated
+			if point == checkout.HookCreateAfterInsert {
+				want = http.StatusOK
+			}
 			var co checkoutResp
 			for {
 				r := ev.do(http.MethodPost, "/v1/checkouts", "{}", ev.who(me))
-				if r.status == http.StatusCreated {
+				if r.status == want {
 					co = decode[checkoutResp](t, r)
 					break
 				}
 				if r.status != http.StatusConflict || r.code(t) != "checkout_in_progress" {
-					t.Fatalf("new checkout after the crash: %d %s", r.status, r.body)
+					t.Fatalf("checkout after the crash: %d %s, want %d", r.status, r.body, want)
 				}
 				if time.Since(died) > lease+time.Second {
 					t.Fatalf("the cart was still blocked %v after the crash (lock lease %v)", time.Since(died), lease)
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			t.Logf("new checkout %v after the crash (lock lease %v)", time.Since(died).Round(time.Millisecond), lease)
-			ev.wantLevels(v, 4, 1, 3) // only the new checkout's holds
-			if n := ev.count(`SELECT count(*) FROM checkouts WHERE state = 'expired'`); n != 1 {
-				t.Fatalf("%d abandoned checkouts, want the dead one", n)
+			t.Logf("checkout %d %v after the crash (lock lease %v)", want, time.Since(died).Round(time.Millisecond), lease)
+			ev.wantLevels(v, 4, 1, 3) // one checkout's holds, not two
+			if n := ev.count(`SELECT count(*) FROM checkouts`); n != 1 {
+				t.Fatalf("%d checkouts, want 1", n)
 			}
+			// A creation that committed keeps its registration until Recover sees the row.
+			if st := ev.recoverAll(v); st.Creations != 0 {
+				t.Fatalf("recovery returned %d creations, want none: the live checkout's holds must stay", st.Creations)
+			}
+			if n := ev.rdb.ZCard(ev.ctx, checkout.CreatingKey(ev.svc)).Val(); n != 0 {
+				t.Fatalf("%d creations still registered after recovery", n)
+			}
+			ev.wantLevels(v, 4, 1, 3)
 			if r := ev.do(http.MethodPost, completePath(co.ID), tokOK, ev.who(me)); r.status != http.StatusOK {
 				t.Fatalf("complete: %d %s", r.status, r.body)
 			}
 			ev.wantLevels(v, 1, 1, 0)
 		})
+	}
+}
+
+// TestRecoverReturnsDeadCreation: a creation that died after taking its holds, whose
+// shopper never comes back, has its holds returned and its cart unfrozen by Recover once
+// the dead creator's cart lock has lapsed, not when the holds expire; before the lock
+// lapses Recover leaves it alone (its creator could still be running).
+func TestRecoverReturnsDeadCreation(t *testing.T) {
+	ev := crashEnv(t)
+	if testenv.CrashChild() {
+		ev.dieAt()
+		_, _, _ = ev.svc.Create(ev.ctx, sessionOwner(testenv.CrashVar("session")), "")
+		return
+	}
+	v := ev.variant(4, 1000)
+	me := sessionOwner(ev.session())
+	ev.add(me, v, 3)
+	testenv.RunCrash(t, checkout.HookCreateAfterReserve, map[string]string{"session": me.ID})
+	ev.wantLevels(v, 4, 1, 3)
+	if st := ev.recoverAll(v); st.Creations != 0 {
+		t.Fatalf("recovered %d creations while the dead creator's lock was still held", st.Creations)
+	}
+	ev.wantLevels(v, 4, 1, 3)
+	if err := ev.rdb.Del(ev.ctx, checkout.LockKey(ev.svc, me)).Err(); err != nil { // the lease lapses
+		t.Fatal(err)
+	}
+	if st := ev.recoverAll(v); st.Creations != 1 {
+		t.Fatalf("recovered %d creations, want the dead one", st.Creations)
+	}
+	ev.wantLevels(v, 4, 4, 0)
+	if c := ev.cart(me); c.LockedBy != "" || len(c.Lines) != 1 {
+		t.Fatalf("cart after recovery: %+v", c)
+	}
+	if n := ev.rdb.ZCard(ev.ctx, checkout.CreatingKey(ev.svc)).Val(); n != 0 {
+		t.Fatalf("%d creations still registered", n)
+	}
+	if st := ev.recoverAll(v); st.Creations != 0 {
+		t.Fatalf("a second recovery found %d creations", st.Creations)
 	}
 }
 

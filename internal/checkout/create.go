@@ -16,20 +16,29 @@ import (
 // Create starts a checkout of owner's cart, or returns the cart's active checkout
 // (created false). A new checkout has its cart frozen, its lines priced with the current
 // discount ruleset (version recorded), every line held for HoldTTL and a payment intent;
-// it is awaiting_payment. Errors: ErrInvalidOwner; ErrCartEmpty; *StockError (nothing is
-// left held, the cart is unfrozen); ErrInProgress (another request is creating a checkout
-// for this cart); dependency failures wrapped with fault.ErrUnavailable.
+// it is written once, in awaiting_payment. Errors: ErrInvalidOwner; ErrCartEmpty;
+// *StockError (nothing is left held, the cart is unfrozen); ErrInProgress (another
+// request is creating a checkout for this cart); dependency failures wrapped with
+// fault.ErrUnavailable.
+//
+// The order is what makes one PostgreSQL write enough: the cart lock is taken and the
+// creation registered (one Redis round trip), the cart frozen, the lines priced and held,
+// the intent opened, and only then is the row inserted, already awaiting payment. A
+// process that dies before that insert leaves holds and a frozen cart that no row names;
+// the registration names them, and they are returned by the cart's next attempt (which
+// finds its cart frozen by a checkout PostgreSQL does not have) or by Recover once the
+// dead creator's cart lock has lapsed.
 func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checkout, bool, error) {
 	if err := owner.Validate(); err != nil {
 		return Checkout{}, false, err
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	if c, ok, err := s.existing(ctx, owner, false); err != nil || ok {
-		return c, false, err
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Checkout{}, false, err
 	}
-	cartKey := owner.CartKey()
-	token, ok, err := s.r.lock(ctx, cartKey, s.opts.LockTTL)
+	token, ok, err := s.r.lockAndRegister(ctx, owner, id, s.opts.LockTTL)
 	if err != nil {
 		return Checkout{}, false, err
 	}
@@ -37,32 +46,60 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 		s.m.created.WithLabelValues("in_progress").Inc()
 		return Checkout{}, false, ErrInProgress
 	}
-	stopRenew := s.keepLock(ctx, cartKey, token)
-	defer func() {
-		stopRenew()
-		if err := s.r.unlockCart(ctx, cartKey, token); err != nil {
-			s.log.Warn("checkout: unlock cart", slog.String("error", err.Error()))
-		}
-	}()
-	// Under the lock: someone may have finished creating one just before we got it, or
-	// died while creating one (abandoned here).
-	if c, ok, err := s.existing(ctx, owner, true); err != nil || ok {
-		return c, false, err
+	stopRenew := s.keepLock(ctx, owner.CartKey(), token)
+	c, res, err := s.create(ctx, owner, id, email)
+	stopRenew()
+	var hash State
+	if res == created {
+		hash = c.State
 	}
-	c, err := s.create(ctx, owner, email)
-	if err != nil {
-		switch {
-		case errors.Is(err, ErrInsufficientStock):
-			s.m.created.WithLabelValues("insufficient_stock").Inc()
-		case errors.Is(err, ErrCartEmpty):
-			s.m.created.WithLabelValues("cart_empty").Inc()
-		default:
-			s.m.created.WithLabelValues("error").Inc()
+	if res == undecided {
+		// The insert's outcome is unknown: the registration stays for Recover (or the
+		// cart's next attempt) to settle; only the lock is let go.
+		if uerr := s.r.unlockCart(ctx, owner.CartKey(), token); uerr != nil {
+			s.log.Warn("checkout: unlock cart", slog.String("error", uerr.Error()))
 		}
-		return Checkout{}, false, err
+	} else if ferr := s.r.finishCreation(ctx, owner, id, token, hash, s.opts.ClaimLease, s.hashTTL); ferr != nil {
+		if res == created && errors.Is(ferr, errLockLost) {
+			c, err = s.lostLock(ctx, owner, c)
+		} else {
+			// The lock lapses after LockTTL; Recover removes the registration.
+			s.log.Warn("checkout: finish creation", slog.String("checkout", id.String()), slog.String("error", ferr.Error()))
+		}
 	}
-	s.m.created.WithLabelValues("created").Inc()
-	return c, true, nil
+	switch {
+	case err == nil && res == created:
+		s.m.created.WithLabelValues("created").Inc()
+		return c, true, nil
+	case err == nil:
+		s.m.created.WithLabelValues("existing").Inc()
+		return c, false, nil
+	case errors.Is(err, ErrInsufficientStock):
+		s.m.created.WithLabelValues("insufficient_stock").Inc()
+	case errors.Is(err, ErrCartEmpty):
+		s.m.created.WithLabelValues("cart_empty").Inc()
+	case errors.Is(err, ErrInProgress):
+		s.m.created.WithLabelValues("in_progress").Inc()
+	default:
+		s.m.created.WithLabelValues("error").Inc()
+	}
+	return Checkout{}, false, err
+}
+
+// lostLock decides a checkout created by a request whose cart lock lapsed while it ran
+// (a pause longer than LockTTL, or a Redis that lost the key). If the cart is still
+// frozen for it, nobody took over and it stands. Otherwise another request took the cart
+// over, returned this creation's holds and unfroze or refroze the cart: the checkout
+// cannot stand beside that, so it is cancelled and the caller told to try again.
+func (s *Service) lostLock(ctx context.Context, owner Owner, c Checkout) (Checkout, error) {
+	if _, ok, err := s.carts.FrozenFor(ctx, owner, c.ID.String()); err == nil && ok {
+		return c, nil
+	}
+	s.log.Warn("checkout: cart lock lost during a creation; cancelling it", slog.String("checkout", c.ID.String()))
+	if _, err := s.finish(ctx, c, StateCancelled, change{}); err != nil {
+		return Checkout{}, err
+	}
+	return Checkout{}, ErrInProgress
 }
 
 // keepLock renews the per-cart lock every third of LockTTL until the returned stop is
@@ -92,23 +129,24 @@ func (s *Service) keepLock(ctx context.Context, cartKey, token string) (stop fun
 	return func() { cancel(); <-done }
 }
 
-// existing returns the cart's active checkout when there is one to hand back. A checkout
-// past its expiry is expired on the spot. A checkout still reserving is being created
-// by whoever holds the cart's lock: without the lock (locked false) it is left to the
-// caller to take the lock (refused while the creator lives); with the lock (locked true)
-// its creator is known dead, since a live one renews the lock, and it is abandoned at
-// once, so a new one can start: a crashed creation blocks its cart for one LockTTL.
-func (s *Service) existing(ctx context.Context, owner Owner, locked bool) (Checkout, bool, error) {
+// existing returns the cart's active checkout (ok) to hand back, as found in
+// PostgreSQL. A checkout past its expiry is expired on the spot and a checkout left in
+// reserving (written by an earlier version of the service, whose creation is known dead
+// because the caller holds the cart lock) is abandoned: both give ok false, so a new one
+// can start.
+func (s *Service) existing(ctx context.Context, owner Owner) (Checkout, bool, error) {
 	c, ok, err := s.st.active(ctx, owner.CartKey())
 	if err != nil || !ok {
 		return Checkout{}, false, err
 	}
+	return s.handBack(ctx, c)
+}
+
+// handBack decides an active checkout c of the caller's cart (the caller holds the cart
+// lock): returned (ok), or ended first when it is past its expiry or a dead reserving one.
+func (s *Service) handBack(ctx context.Context, c Checkout) (Checkout, bool, error) {
 	switch c.State {
 	case StateReserving:
-		if !locked {
-			// Whoever holds the lock decides: the lock is taken next, or refused.
-			return Checkout{}, false, nil
-		}
 		if _, err := s.finish(ctx, c, StateExpired, change{}); err != nil {
 			return Checkout{}, false, ErrInProgress
 		}
@@ -125,85 +163,121 @@ func (s *Service) existing(ctx context.Context, owner Owner, locked bool) (Check
 			return Checkout{}, false, nil
 		}
 	}
-	s.m.created.WithLabelValues("existing").Inc()
 	return c, true, nil
 }
 
-// freeze freezes owner's cart for id. A lock left by a checkout that is over and whose
-// cleanup a crash interrupted is finished first (a completed checkout's cart is cleared,
-// so its lines are not bought twice); a lock of a checkout that was never stored (a
-// request that crashed between freezing and inserting) is cleared.
-func (s *Service) freeze(ctx context.Context, owner Owner, id uuid.UUID) (CartSnapshot, error) {
+// freeze freezes owner's cart for id, or returns the cart's active checkout (found) when
+// the cart is frozen for one. A cart frozen for a checkout that is over, whose cleanup a
+// crash interrupted, is cleaned up first (a completed checkout's cart is cleared, so its
+// lines are not bought twice); a cart frozen for a creation that died before its row was
+// written has that creation's holds returned and is unfrozen; a cart frozen for a
+// checkout past its expiry has it expired.
+func (s *Service) freeze(ctx context.Context, owner Owner, id uuid.UUID) (snap CartSnapshot, found *Checkout, err error) {
 	for attempt := 0; ; attempt++ {
 		snap, err := s.carts.Freeze(ctx, owner, id.String())
 		var le *CartLockedError
-		if attempt > 0 || !errors.As(err, &le) {
+		if attempt > 2 || !errors.As(err, &le) {
 			if errors.Is(err, ErrCartLocked) {
-				return CartSnapshot{}, ErrInProgress
+				return CartSnapshot{}, nil, ErrInProgress
 			}
-			return snap, err
+			return snap, nil, err
 		}
 		other, perr := uuid.Parse(le.CheckoutID)
-		var oc Checkout
-		if perr == nil {
-			oc, err = s.st.get(ctx, other)
-		}
-		switch {
-		case perr != nil || errors.Is(err, ErrNotFound):
+		if perr != nil {
 			if err := s.carts.Unfreeze(ctx, owner, le.CheckoutID); err != nil {
-				return CartSnapshot{}, err
+				return CartSnapshot{}, nil, err
+			}
+			continue
+		}
+		oc, err := s.st.get(ctx, other)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// We hold the cart lock, so the creation that froze it is not running any more
+			// (a live creator renews the lock): it died before its insert.
+			if err := s.abandonCreation(ctx, owner, other); err != nil {
+				return CartSnapshot{}, nil, err
 			}
 		case err != nil:
-			return CartSnapshot{}, err
+			return CartSnapshot{}, nil, err
 		case !oc.State.Final():
-			return CartSnapshot{}, ErrInProgress
+			c, ok, err := s.handBack(ctx, oc)
+			if err != nil {
+				return CartSnapshot{}, nil, err
+			}
+			if ok {
+				return CartSnapshot{}, &c, nil
+			}
 		default:
 			s.cleanup(ctx, oc)
 		}
 	}
 }
 
-func (s *Service) create(ctx context.Context, owner Owner, email string) (Checkout, error) {
-	id, err := uuid.NewV7()
+// abandonCreation returns what a creation that died before writing its row left: its
+// holds on the lines of the cart it froze, and the freeze; then its registration goes.
+// Every step is safe to repeat.
+func (s *Service) abandonCreation(ctx context.Context, owner Owner, id uuid.UUID) error {
+	snap, ok, err := s.carts.FrozenFor(ctx, owner, id.String())
 	if err != nil {
-		return Checkout{}, err
+		return err
 	}
-	snap, err := s.freeze(ctx, owner, id)
+	if ok {
+		ids := make([]uuid.UUID, len(snap.Lines))
+		for i, l := range snap.Lines {
+			ids[i] = l.VariantID
+		}
+		if _, err := s.inv.Release(ctx, id.String(), ids); err != nil {
+			return err
+		}
+		if err := s.carts.Unfreeze(ctx, owner, id.String()); err != nil {
+			return err
+		}
+	}
+	s.m.recovered.Inc()
+	return s.r.unregister(ctx, id, owner)
+}
+
+// createResult says what create did.
+type createResult int
+
+const (
+	notCreated createResult = iota // nothing is left behind (or an existing checkout is returned)
+	created                        // the row is committed
+	undecided                      // the insert's outcome is unknown: holds and freeze are left for recovery
+)
+
+func (s *Service) create(ctx context.Context, owner Owner, id uuid.UUID, email string) (Checkout, createResult, error) {
+	snap, found, err := s.freeze(ctx, owner, id)
 	if err != nil {
-		return Checkout{}, err
+		return Checkout{}, notCreated, err
+	}
+	if found != nil {
+		return *found, notCreated, nil
 	}
 	unfreeze := func() {
 		if err := s.carts.Unfreeze(ctx, owner, id.String()); err != nil {
 			s.log.Warn("checkout: unfreeze cart", slog.String("checkout", id.String()), slog.String("error", err.Error()))
 		}
 	}
+	release := func(c Checkout) {
+		if _, err := s.inv.Release(ctx, id.String(), variantIDs(c.Lines)); err != nil {
+			s.log.Warn("checkout: release holds", slog.String("checkout", id.String()), slog.String("error", err.Error()))
+		}
+	}
 	c, err := s.price(ctx, owner, id, email, snap)
 	if err != nil {
 		unfreeze()
-		return Checkout{}, err
+		return Checkout{}, notCreated, err
 	}
-	// Sold out is the common answer in a flash sale: give it before writing anything. The
-	// figure is soft (the reservation below decides); it only spares a shopper who cannot
-	// win the checkout row, its cancellation and the Redis work in between.
-	if short := s.shortages(ctx, c.Lines); len(short) > 0 {
-		unfreeze()
-		return Checkout{}, &StockError{Shortages: short}
-	}
-	c, err = s.st.insert(ctx, c, s.opts.CheckoutTTL, s.opts.HoldTTL)
-	if err != nil {
-		unfreeze()
-		if errors.Is(err, errActiveExists) {
-			return Checkout{}, ErrInProgress
-		}
-		return Checkout{}, err
-	}
-	// Best effort: the first transition loads the hash itself when this fails.
-	_ = s.r.loadHash(ctx, c.ID, c.State, c.Version, 0, s.opts.ClaimLease, s.hashTTL)
-	s.at(hookCreateAfterInsert)
-
+	// Sold out is the common answer in a flash sale: the reservation gives it before
+	// anything is written, and leaves nothing held.
+	reserved := time.Now()
 	if err := s.inv.Reserve(ctx, id.String(), stockLines(c.Lines), s.opts.HoldTTL); err != nil {
-		s.abandon(ctx, c, !errors.Is(err, ErrInsufficientStock))
-		return Checkout{}, err
+		if !errors.Is(err, ErrInsufficientStock) {
+			release(c) // an error may leave a hold behind
+		}
+		unfreeze()
+		return Checkout{}, notCreated, err
 	}
 	s.at(hookCreateAfterReserve)
 	pctx, pcancel := providerCtx(ctx)
@@ -216,57 +290,39 @@ func (s *Service) create(ctx context.Context, owner Owner, email string) (Checko
 		err = intent.Verify(c.Total)
 	}
 	if err != nil {
-		s.abandon(ctx, c, true)
-		return Checkout{}, unavailable(fmt.Errorf("create payment intent: %w", err))
+		// An intent that was opened is never confirmed (its client secret went nowhere),
+		// so it can never charge.
+		release(c)
+		unfreeze()
+		return Checkout{}, notCreated, unavailable(fmt.Errorf("create payment intent: %w", err))
 	}
-	status := PaymentStatus(intent.Status)
-	if status == "" {
-		status = PaymentRequiresPaymentMethod
+	c.State = StateAwaitingPayment
+	c.PaymentIntentID, c.PaymentStatus, c.ClientSecret = intent.ID, PaymentStatus(intent.Status), intent.ClientSecret
+	if c.PaymentStatus == "" {
+		c.PaymentStatus = PaymentRequiresPaymentMethod
 	}
-	secret := intent.ClientSecret
-	if _, err := s.transition(ctx, id, StateReserving, StateAwaitingPayment, c.Version, s.cas(id, StateReserving,
-		StateAwaitingPayment, change{paymentIntentID: &intent.ID, paymentStatus: &status, clientSecret: &secret})); err != nil {
-		s.abandon(ctx, c, true)
-		if errors.Is(err, ErrConflict) || errors.Is(err, ErrInProgress) {
-			return Checkout{}, ErrInProgress
+	// What is left of the holds, a little less: the row's note is never later than the truth.
+	left := s.opts.HoldTTL - time.Since(reserved) - time.Second
+	row, err := s.st.insert(ctx, c, s.opts.CheckoutTTL, max(left, 0))
+	switch {
+	case errors.Is(err, errActiveExists):
+		// The cart has an active checkout that its frozen state did not show (Redis lost
+		// the cart): hand that one back instead.
+		release(c)
+		unfreeze()
+		other, ok, err := s.existing(ctx, owner)
+		if err != nil {
+			return Checkout{}, notCreated, err
 		}
-		return Checkout{}, err
-	}
-	return s.st.get(ctx, id)
-}
-
-// shortages lists the lines that exceed what is available now. When availability cannot
-// be read it lists none and leaves the decision to Reserve.
-func (s *Service) shortages(ctx context.Context, lines []Line) []Shortage {
-	avail, err := s.inv.Available(ctx, variantIDs(lines))
-	if err != nil {
-		return nil
-	}
-	var out []Shortage
-	for _, l := range lines {
-		if a, ok := avail[l.VariantID]; ok && a < l.Quantity {
-			out = append(out, Shortage{VariantID: l.VariantID, Requested: l.Quantity, Available: a})
+		if !ok {
+			return Checkout{}, notCreated, ErrInProgress
 		}
+		return other, notCreated, nil
+	case err != nil:
+		return Checkout{}, undecided, err
 	}
-	return out
-}
-
-// abandon cancels a checkout that failed while reserving: its holds are released (when
-// release, i.e. when some may have been taken) and its cart is unfrozen.
-func (s *Service) abandon(ctx context.Context, c Checkout, release bool) {
-	if _, err := s.finish(ctx, c, StateCancelled, change{}); err == nil {
-		return
-	}
-	// The transition failed (Redis or PostgreSQL down): undo what we can; Recover cancels
-	// the row later, and holds lapse after HoldTTL anyway.
-	if release {
-		if _, err := s.inv.Release(ctx, c.ID.String(), variantIDs(c.Lines)); err != nil {
-			s.log.Warn("checkout: release holds", slog.String("checkout", c.ID.String()), slog.String("error", err.Error()))
-		}
-	}
-	if err := s.carts.Unfreeze(ctx, c.Owner, c.ID.String()); err != nil {
-		s.log.Warn("checkout: unfreeze cart", slog.String("checkout", c.ID.String()), slog.String("error", err.Error()))
-	}
+	s.at(hookCreateAfterInsert)
+	return row, created, nil
 }
 
 // price builds the checkout of the frozen cart: current catalog prices, lines of unknown

@@ -55,6 +55,9 @@ type Carts interface {
 	// Freeze locks owner's cart for checkoutID and returns its content; idempotent for
 	// the same checkout. Errors: ErrCartEmpty, *CartLockedError.
 	Freeze(ctx context.Context, owner Owner, checkoutID string) (CartSnapshot, error)
+	// FrozenFor returns the cart's content when checkoutID has it frozen (ok false when
+	// it is not frozen, frozen by another checkout, or gone), changing nothing.
+	FrozenFor(ctx context.Context, owner Owner, checkoutID string) (CartSnapshot, bool, error)
 	// Unfreeze unlocks the cart if checkoutID holds the lock (otherwise nothing happens).
 	Unfreeze(ctx context.Context, owner Owner, checkoutID string) error
 	// ClearFor empties the cart after checkoutID's order, if checkoutID holds the lock.

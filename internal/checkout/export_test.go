@@ -22,6 +22,9 @@ func HashKey(s *Service, id uuid.UUID) string { return s.r.chkKey(id) }
 // LockKey is the Redis key of a cart's checkout lock.
 func LockKey(s *Service, o Owner) string { return s.r.lockKey(o.CartKey()) }
 
+// CreatingKey is the Redis key of the registry of creations in flight.
+func CreatingKey(s *Service) string { return s.r.creatingKey() }
+
 // StreamKey is the Redis key of the order events stream.
 func StreamKey(s *Service) string { return s.r.streamKey() }
 

@@ -49,8 +49,8 @@ type Service struct {
 
 // Points of a creation or a completion where a test hook runs.
 const (
-	hookCreateAfterInsert  = "create_after_insert"  // row reserving, cart frozen, nothing held
-	hookCreateAfterReserve = "create_after_reserve" // every line held, no payment intent
+	hookCreateAfterInsert  = "create_after_insert"  // row committed (awaiting_payment), lock and registration still in place
+	hookCreateAfterReserve = "create_after_reserve" // cart frozen, every line held, no payment intent, no row
 	hookAfterClaim         = "after_claim"          // checkout is completing in PostgreSQL, nothing charged
 	hookAfterPayment       = "after_payment"        // payment succeeded and recorded, stock not committed
 	hookAfterCommit        = "after_commit"         // order and stock committed, Redis not yet confirmed

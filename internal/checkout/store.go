@@ -133,21 +133,27 @@ func scanCheckout(row pgx.Row) (Checkout, error) {
 	return c, nil
 }
 
-// insert stores a new checkout in state reserving, version 1, expiring ttl from now
-// (PostgreSQL clock), its holds noted as lapsing holdTTL from now (before they are taken:
-// the note is never later than the truth). Errors: errActiveExists when the cart has an
-// active checkout.
+// insert stores a new checkout in c.State (reserving when unset) at version 1, expiring
+// ttl from now (PostgreSQL clock), with c's payment intent, its holds noted as lapsing
+// holdTTL from now (the caller passes what is left of them, so the note is never later
+// than the truth), and answers with the stored row. Errors: errActiveExists when the cart
+// has an active checkout.
 func (s store) insert(ctx context.Context, c Checkout, ttl, holdTTL time.Duration) (Checkout, error) {
+	state := c.State
+	if state == "" {
+		state = StateReserving
+	}
 	row := s.pool.QueryRow(ctx, `
 INSERT INTO checkouts (id, cart_key, owner_type, owner_id, state, email, lines, applied_discounts,
 	coupon_code, currency, subtotal, discount_total, total, discount_version, version, expires_at,
-	holds_expire_at)
+	holds_expire_at, payment_intent_id, payment_status, payment_client_secret)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, now() + $15 * interval '1 millisecond',
-	now() + $16 * interval '1 millisecond')
+	now() + $16 * interval '1 millisecond', $17, $18, $19)
 RETURNING `+checkoutCols,
-		c.ID, c.Owner.CartKey(), string(c.Owner.Type), c.Owner.ID, string(StateReserving), nullString(c.Email),
+		c.ID, c.Owner.CartKey(), string(c.Owner.Type), c.Owner.ID, string(state), nullString(c.Email),
 		toLineRows(c.Lines), toAppliedRows(c.Applied), nullString(c.Coupon), c.Currency, c.Subtotal.Amount,
-		c.DiscountTotal.Amount, c.Total.Amount, c.DiscountVersion, ms(ttl), ms(holdTTL))
+		c.DiscountTotal.Amount, c.Total.Amount, c.DiscountVersion, ms(ttl), ms(holdTTL),
+		nullString(c.PaymentIntentID), nullString(string(c.PaymentStatus)), nullString(c.ClientSecret))
 	out, err := scanCheckout(row)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "checkouts_active_cart_idx" {
