@@ -13,6 +13,7 @@ const (
 	cat   = "./internal/catalog/"
 	auth  = "./internal/platform/auth/"
 	pay   = "./internal/payment/..."
+	rl    = "./internal/platform/ratelimit/"
 )
 
 var mutants = []mutant{
@@ -103,6 +104,10 @@ var mutants = []mutant{
 		Old: "if held {\n\t\t\tcontinue\n\t\t}", New: "_ = held",
 		Pkgs: []string{chk}, Tests: []string{"TestRecoverReturnsDeadCreation"},
 		Reason: "recovery leaves a creation alone while its cart lock is held (its creator may be running)"},
+	{Name: "windowed-limit-ignores-shared-count", File: "internal/platform/ratelimit/ratelimit.go",
+		Old: "if refused, wait := l.share.refused(key); refused {", New: "if refused, wait := l.share.refused(key); refused && false {",
+		Pkgs: []string{rl}, Tests: []string{"TestWindowedCallersCostNoRedisCall"},
+		Reason: "a caller over its allowance across replicas is refused by every replica for the next window"},
 	// ------------------------------------------------------------- idempotency
 	{Name: "idempotency-no-replay", File: "scripts/lua/idem_begin.lua",
 		Old: "return {'DONE', h[3] or '', h[4] or ''}", New: "return {'IN_FLIGHT'}",

@@ -51,6 +51,8 @@ type App struct {
 	// addrLimit is the per-address ceiling; its counts are shared across replicas by a
 	// background loop.
 	addrLimit *ratelimit.Address
+	// callerLimit is the per-caller limit of /v1; windowed, its counts are shared the same way.
+	callerLimit *ratelimit.Limiter
 
 	domains domains
 	closers []func(context.Context) error

@@ -86,6 +86,11 @@ type Config struct {
 	IdempotencyMaxKeys          int `env:"IDEMPOTENCY_MAX_KEYS" envDefault:"1000"`
 	SessionsPerMinute           int `env:"SESSIONS_PER_MINUTE" envDefault:"60"`
 	RateLimitPerSec             int `env:"RATE_LIMIT_PER_SECOND" envDefault:"50"`
+	// RateLimitExact limits sessions and customers with the Redis script on every request
+	// (exact across replicas, one Redis call a request). Off, they are limited in process
+	// and their counts shared across replicas once a second: no Redis call a request,
+	// and a caller can overrun by one second's allowance per replica before all refuse.
+	RateLimitExact bool `env:"RATE_LIMIT_EXACT" envDefault:"false"`
 	// RateLimitPerAddress is the ceiling of all requests from one client address per
 	// second (burst twice that), whatever sessions or tokens they carry; 0 turns it off.
 	RateLimitPerAddress int `env:"RATE_LIMIT_PER_ADDRESS" envDefault:"200"`

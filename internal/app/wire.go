@@ -176,6 +176,10 @@ func (a *App) wireDomains(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !cfg.RateLimitExact {
+		limiter.Windowed()
+	}
+	a.callerLimit = limiter
 	limit := limiter.Middleware(nil)
 	v1 := a.Echo.Group("/v1", identify(a), func(next echo.HandlerFunc) echo.HandlerFunc {
 		limited := limit(next)
@@ -220,6 +224,7 @@ func (a *App) startBackground(ctx context.Context) error {
 	d := &a.domains
 	shareCtx, stopShare := context.WithCancel(context.WithoutCancel(ctx))
 	go a.addrLimit.Run(shareCtx)
+	go a.callerLimit.Run(shareCtx)
 	a.closers = append(a.closers, func(context.Context) error { stopShare(); return nil })
 	d.Catalog.Start(ctx)
 	a.closers = append(a.closers, d.Catalog.Stop)

@@ -12,16 +12,17 @@ import (
 	"commerce/internal/platform/rkey"
 )
 
-// addrShare makes the per-address ceiling hold across replicas without a Redis call on
-// the request path: each replica counts what it admitted per address during a window,
-// and once per window adds the counts of busy addresses to a shared Redis counter
-// (<space>rl:addr:{<address>}:<window>). An address whose total over every replica
-// exceeds the window's allowance is refused by every replica until the next window.
-// While Redis is down the shares are not added, and each replica's own ceiling still
-// applies.
+// addrShare makes a per-key allowance (the per-address ceiling, or the per-caller limit)
+// hold across replicas without a Redis call on the request path: each replica counts what
+// it admitted per key during a window, and once per window adds the counts of busy keys
+// to a shared Redis counter (<space><prefix>{<key>}:<window>). A key whose total over
+// every replica exceeds the window's allowance is refused by every replica until the
+// next window. While Redis is down the shares are not added, and each replica's own
+// allowance still applies.
 type addrShare struct {
 	rdb       redis.UniversalClient
 	space     rkey.Space
+	prefix    string // of the shared counters' keys: "rl:addr:" or "rl:win:"
 	window    time.Duration
 	allowance int64 // requests one address may make in one window (rate × window + burst)
 	threshold int64 // addresses admitted fewer times than this in a window are not shared
@@ -35,9 +36,10 @@ type addrShare struct {
 
 type sharedKey struct{ addr, key string }
 
-func newAddrShare(rdb redis.UniversalClient, space rkey.Space, perSecond float64, burst int, window time.Duration) *addrShare {
+func newAddrShare(rdb redis.UniversalClient, space rkey.Space, prefix string, perSecond float64, burst int,
+	window time.Duration) *addrShare {
 	allowance := int64(perSecond*window.Seconds()) + int64(burst)
-	return &addrShare{rdb: rdb, space: space, window: window, allowance: allowance,
+	return &addrShare{rdb: rdb, space: space, prefix: prefix, window: window, allowance: allowance,
 		threshold: max(1, allowance/10), counts: map[string]int64{}, blocked: map[string]time.Time{}, now: time.Now}
 }
 
@@ -90,7 +92,7 @@ func (s *addrShare) sync(ctx context.Context) error {
 		if n < s.threshold {
 			continue
 		}
-		k := s.space.Key("rl:addr:{", addr, "}:", win)
+		k := s.space.Key(s.prefix, "{", addr, "}:", win)
 		incr := pipe.IncrBy(ctx, k, n)
 		ps = append(ps, pending{addr, incr.Val})
 		pipe.PExpire(ctx, k, 3*s.window)
@@ -118,4 +120,21 @@ func (s *addrShare) sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// run shares the counts every window until ctx ends. Errors (Redis down) are skipped:
+// each replica's own allowance still applies meanwhile.
+func (s *addrShare) run(ctx context.Context) {
+	t := time.NewTicker(s.window)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, s.window)
+			_ = s.sync(sctx)
+			cancel()
+		}
+	}
 }

@@ -108,3 +108,55 @@ func TestAnonymousCallersCostNoRedisCall(t *testing.T) {
 		t.Fatalf("a session's request: %+v after %d Redis calls, want allowed by Redis", d, hook.n.Load())
 	}
 }
+
+// TestWindowedCallersCostNoRedisCall: in windowed mode a session's requests are decided in
+// process (no Redis call on the request path, its burst kept per replica), and once two
+// replicas have shared their counts, a session over the window's allowance across both
+// is refused by both while another session is not.
+func TestWindowedCallersCostNoRedisCall(t *testing.T) {
+	rdb, space := testenv.Redis(t)
+	hook := &countHook{}
+	rdb.AddHook(hook)
+	const rate, burst = 10, 20 // one window allows 10 + 20 = 30 requests
+	a := newLimiter(t, rdb, space, Config{PerSecond: rate, Burst: burst}, nil).Windowed()
+	b := newLimiter(t, rdb, space, Config{PerSecond: rate, Burst: burst}, nil).Windowed()
+	admitted := 0
+	for range 16 {
+		for _, l := range []*Limiter{a, b} {
+			if l.AllowWindowed("s:busy").Allowed {
+				admitted++
+			}
+		}
+	}
+	if n := hook.n.Load(); n != 0 {
+		t.Fatalf("32 windowed requests made %d Redis calls, want 0", n)
+	}
+	if admitted != 32 {
+		t.Fatalf("before sharing, each replica admits within its own burst: %d, want 32", admitted)
+	}
+	ctx := context.Background()
+	for _, l := range []*Limiter{a, b, a, b} {
+		if err := l.share.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, l := range []*Limiter{a, b} {
+		if d := l.AllowWindowed("s:busy"); d.Allowed || d.RetryAfter <= 0 {
+			t.Fatalf("replica %d after sharing: %+v, want refused with a Retry-After", i+1, d)
+		}
+		if d := l.AllowWindowed("s:calm"); !d.Allowed {
+			t.Fatalf("replica %d, another session: %+v, want allowed", i+1, d)
+		}
+	}
+	// A burst beyond the replica's own allowance is refused without sharing too.
+	c := newLimiter(t, rdb, space, Config{PerSecond: 1, Burst: 3}, nil).Windowed()
+	n := 0
+	for range 10 {
+		if c.AllowWindowed("c:solo").Allowed {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("one replica admitted %d of 10 at a burst of 3", n)
+	}
+}

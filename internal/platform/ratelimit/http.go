@@ -46,9 +46,10 @@ func AddressOf(c echo.Context) string {
 
 // Middleware refuses a request over the caller's allowance with 429 rate_limited and a
 // Retry-After in whole seconds (at least 1). keyFn defaults to KeyOf. An anonymous caller
-// (a key of AddressOf) is limited in process, without a Redis call; a session or a
-// customer is limited in Redis, shared by every replica, and in process while Redis
-// cannot decide (see the package comment).
+// (a key of AddressOf) is limited in process, without a Redis call. A session or a
+// customer is limited in process too, its count shared with the other replicas once per
+// window (see Windowed); with Exact, it is limited in Redis on every request instead,
+// and in process while Redis cannot decide (see the package comment).
 func (l *Limiter) Middleware(keyFn func(echo.Context) string) echo.MiddlewareFunc {
 	if keyFn == nil {
 		keyFn = KeyOf
@@ -60,9 +61,12 @@ func (l *Limiter) Middleware(keyFn func(echo.Context) string) echo.MiddlewareFun
 		return func(c echo.Context) error {
 			key := keyFn(c)
 			var d Decision
-			if strings.HasPrefix(key, "ip:") {
+			switch {
+			case strings.HasPrefix(key, "ip:"):
 				d = l.AllowLocal(key)
-			} else {
+			case l.share != nil:
+				d = l.AllowWindowed(key)
+			default:
 				d = l.Allow(c.Request().Context(), key)
 			}
 			if !d.Allowed {
@@ -135,7 +139,7 @@ func (a *Address) Middleware() echo.MiddlewareFunc {
 // addresses are added up in Redis by a background loop (Run), never on the request path.
 func (a *Address) Shared(rdb redis.UniversalClient, space rkey.Space, perSecond float64, burst int) *Address {
 	if a.l != nil {
-		a.share = newAddrShare(rdb, space, perSecond, burst, time.Second)
+		a.share = newAddrShare(rdb, space, "rl:addr:", perSecond, burst, time.Second)
 	}
 	return a
 }
@@ -143,19 +147,7 @@ func (a *Address) Shared(rdb redis.UniversalClient, space rkey.Space, perSecond 
 // Run shares the counts every window until ctx ends. Errors (Redis down) are skipped:
 // each replica's own ceiling still applies meanwhile.
 func (a *Address) Run(ctx context.Context) {
-	if a.share == nil {
-		return
-	}
-	t := time.NewTicker(a.share.window)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			sctx, cancel := context.WithTimeout(ctx, a.share.window)
-			_ = a.share.sync(sctx)
-			cancel()
-		}
+	if a.share != nil {
+		a.share.run(ctx)
 	}
 }

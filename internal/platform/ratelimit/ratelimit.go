@@ -1,5 +1,7 @@
-// Package ratelimit limits storefront requests per caller in Redis with GCRA (one Lua
-// script, time from Redis TIME), so every replica shares one allowance per caller.
+// Package ratelimit limits storefront requests per caller with GCRA. By default a caller
+// is decided in process and its count shared across replicas once a window (Windowed: no
+// Redis call a request); in exact mode a session or customer is decided in Redis (one Lua
+// script, time from Redis TIME), so every replica shares one allowance per request.
 //
 // It fails open: when Redis cannot answer (down, slow, breaker open) the request is let
 // through and counted as failed_open. The limiter protects the service from one noisy
@@ -57,6 +59,7 @@ type Limiter struct {
 	breaker  *resilience.Breaker
 	results  *prometheus.CounterVec
 	local    *Local // anonymous callers, and everyone while Redis cannot decide
+	share    *addrShare
 }
 
 // New returns a limiter storing its state under space. breaker may be nil; with one,
@@ -130,6 +133,44 @@ func (l *Limiter) AllowLocal(key string) Decision {
 	}
 	l.results.WithLabelValues("allowed").Inc()
 	return Decision{Allowed: true}
+}
+
+// Windowed limits sessions and customers in process, like anonymous callers, and makes
+// their allowance hold across replicas per window instead of per request: once a second
+// each replica adds its busy callers' counts to a shared counter in Redis (Run), and a
+// caller over the window's allowance over all replicas is refused by every replica for
+// the next window. A request then costs no Redis call. A caller can exceed its rate by
+// up to one window's allowance per replica before the shared count stops it; Exact mode
+// (the Redis script on every request) does not allow that, at one Redis call a request.
+func (l *Limiter) Windowed() *Limiter {
+	if l.Enabled() {
+		l.share = newAddrShare(l.rdb, l.space, "rl:win:", l.cfg.PerSecond, l.cfg.Burst, time.Second)
+	}
+	return l
+}
+
+// Run shares the windowed counts until ctx ends (nothing to do unless Windowed).
+func (l *Limiter) Run(ctx context.Context) {
+	if l.share != nil {
+		l.share.run(ctx)
+	}
+}
+
+// AllowWindowed admits one request of key in process, refusing it while the shared count
+// of the last window says key is over its allowance across replicas (see Windowed).
+func (l *Limiter) AllowWindowed(key string) Decision {
+	if !l.Enabled() {
+		return Decision{Allowed: true, Remaining: math.MaxInt32}
+	}
+	if refused, wait := l.share.refused(key); refused {
+		l.results.WithLabelValues("limited").Inc()
+		return Decision{RetryAfter: wait}
+	}
+	d := l.AllowLocal(key)
+	if d.Allowed {
+		l.share.admitted(key)
+	}
+	return d
 }
 
 // scriptReply is ratelimit.lua's answer: {'OK', remaining, 0} or {'LIMITED', 0, retry µs}.
