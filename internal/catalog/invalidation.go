@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -117,7 +116,9 @@ func (c *Cache) start(ctx context.Context, subscribe bool) {
 	}()
 }
 
-// pollGeneration reads the catalog generation every ttl/4 for the near-cache. A failed
+// pollGeneration reads the catalog generation every ttl/4 for the near-cache, starting
+// it (as generation does) when it is missing, so that entries can outlive their TTL while
+// no write has moved it even in a shop whose catalog was loaded without one. A failed
 // read records nothing, so entries fall back to their TTL.
 func (c *Cache) pollGeneration(ctx context.Context) {
 	t := time.NewTicker(max(c.near.ttl/4, time.Millisecond))
@@ -125,13 +126,13 @@ func (c *Cache) pollGeneration(ctx context.Context) {
 	for {
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, c.near.ttl/4)
-		g, err := c.rdb.Get(rctx, c.genKey()).Result()
+		pipe := c.rdb.Pipeline()
+		pipe.SetNX(rctx, c.genKey(), sent.UnixMilli(), 0)
+		get := pipe.Get(rctx, c.genKey())
+		_, err := pipe.Exec(rctx)
 		cancel()
-		switch {
-		case err == nil:
-			c.near.observe(g, sent, time.Now())
-		case errors.Is(err, redis.Nil):
-			c.near.observe("", sent, time.Now())
+		if err == nil {
+			c.near.observe(get.Val(), sent, time.Now())
 		}
 		select {
 		case <-ctx.Done():
