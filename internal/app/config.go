@@ -63,15 +63,19 @@ type Config struct {
 	// StripeAPIBase overrides Stripe's API address (stripe-mock in tests).
 	StripeAPIBase string `env:"STRIPE_API_BASE"`
 
-	Currency        string        `env:"SHOP_CURRENCY" envDefault:"USD"`
-	HoldTTL         time.Duration `env:"HOLD_TTL" envDefault:"15m"`
-	CheckoutTTL     time.Duration `env:"CHECKOUT_TTL" envDefault:"15m"`
-	SweepInterval   time.Duration `env:"SWEEP_INTERVAL" envDefault:"30s"`
-	SessionTTL      time.Duration `env:"SESSION_TTL" envDefault:"168h"`
-	CustomerCartTTL time.Duration `env:"CUSTOMER_CART_TTL" envDefault:"720h"`
-	ProductTTL      time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
-	DiscountTTL     time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
-	IdempotencyTTL  time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	Currency      string        `env:"SHOP_CURRENCY" envDefault:"USD"`
+	HoldTTL       time.Duration `env:"HOLD_TTL" envDefault:"15m"`
+	CheckoutTTL   time.Duration `env:"CHECKOUT_TTL" envDefault:"15m"`
+	SweepInterval time.Duration `env:"SWEEP_INTERVAL" envDefault:"30s"`
+	// CommitRecordRetention is how long the record of each stock commit attempt
+	// (inventory_commits, the fence between a sale and its recovery) is kept; the
+	// commits_prune job deletes older ones every hour.
+	CommitRecordRetention time.Duration `env:"COMMIT_RECORD_RETENTION" envDefault:"168h"`
+	SessionTTL            time.Duration `env:"SESSION_TTL" envDefault:"168h"`
+	CustomerCartTTL       time.Duration `env:"CUSTOMER_CART_TTL" envDefault:"720h"`
+	ProductTTL            time.Duration `env:"PRODUCT_TTL" envDefault:"6h"`
+	DiscountTTL           time.Duration `env:"DISCOUNT_TTL" envDefault:"4h"`
+	IdempotencyTTL        time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 	// Tracing is on when an OTLP endpoint is set (the other OTEL_* variables are read by
 	// the OpenTelemetry SDK itself) and OTEL_SDK_DISABLED is not true.
 	OTLPEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
@@ -213,6 +217,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("REQUEST_TIMEOUT must not be negative (0: no deadline)"))
+	}
+	if c.CommitRecordRetention < time.Hour {
+		errs = append(errs, errors.New("COMMIT_RECORD_RETENTION must be at least 1h (a record fences its sale against recovery)"))
 	}
 	if c.CheckoutTTL < c.HoldTTL {
 		errs = append(errs, errors.New("CHECKOUT_TTL must be at least HOLD_TTL"))

@@ -160,6 +160,10 @@ func (a *App) wireDomains(ctx context.Context) error {
 		{"hold_sweep", every(cfg.SweepInterval), func(ctx context.Context) error { _, err := inv.Sweep(ctx); return err }},
 		{"checkout_expiry", every(cfg.SweepInterval), func(ctx context.Context) error { _, err := d.Checkout.ExpireDue(ctx); return err }},
 		{"checkout_recovery", every(cfg.SweepInterval), func(ctx context.Context) error { _, err := d.Checkout.Recover(ctx); return err }},
+		{"commits_prune", every(time.Hour), func(ctx context.Context) error {
+			_, err := inv.PruneCommits(ctx, cfg.CommitRecordRetention)
+			return err
+		}},
 		{"reconcile", cfg.ReconcileCron, func(ctx context.Context) error { _, err := inv.Reconcile(ctx, nil, false); return err }},
 		{"outbox", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayOutbox(ctx); return err }},
 		{"payments", every(cfg.OutboxInterval), func(ctx context.Context) error { _, err := d.Checkout.RelayPayments(ctx); return err }},
