@@ -32,7 +32,7 @@ func testConfig(t testing.TB) Config {
 		PGTimeout: 3 * time.Second, MigrateOnStart: false, RedisPrefix: string(space), RedisPoolSize: 64,
 		RedisTimeout: 2 * time.Second, AdminToken: testAdminToken, JWTSecret: testJWTSecret,
 		WebhookSecret: testWebhook, PaymentProvider: ProviderTest, Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute,
-		SweepInterval: 30 * time.Second, SessionTTL: 168 * time.Hour, CustomerCartTTL: 720 * time.Hour,
+		SweepInterval: 30 * time.Second, CommitRecordRetention: 168 * time.Hour, SessionTTL: 168 * time.Hour, CustomerCartTTL: 720 * time.Hour,
 		ProductTTL: 6 * time.Hour, DiscountTTL: 4 * time.Hour, IdempotencyTTL: 24 * time.Hour,
 		SessionsPerMinute: 100000, RateLimitPerSec: 100000, WarmProductsCron: "0 */6 * * *",
 		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
