@@ -230,7 +230,7 @@ func TestBreakerOnClosed(t *testing.T) {
 	b := NewBreaker(BreakerConfig{Name: "onclosed", ConsecutiveFailures: 1, OpenTimeout: 50 * time.Millisecond,
 		OnClosed: func() { closed <- struct{}{} }}, nil)
 	ctx := context.Background()
-	_ = b.Run(ctx, func(context.Context) error { return httpx.ErrUnavailable })
+	_ = b.Run(ctx, func(context.Context) error { return fault.ErrUnavailable })
 	if b.State() != StateOpen {
 		t.Fatalf("state %s after a failure", b.State())
 	}
