@@ -99,6 +99,15 @@ func toCheckoutSnapshot(snap cart.Snapshot) checkout.CartSnapshot {
 	return out
 }
 
+// Peek returns the cart's content and the checkout that has it frozen.
+func (a CheckoutCarts) Peek(ctx context.Context, o checkout.Owner) (checkout.CartSnapshot, string, error) {
+	snap, lockedBy, err := a.S.Peek(ctx, cartOwner(o))
+	if err != nil {
+		return checkout.CartSnapshot{}, "", err
+	}
+	return toCheckoutSnapshot(snap), lockedBy, nil
+}
+
 // FrozenFor returns the cart's content when checkoutID has it frozen.
 func (a CheckoutCarts) FrozenFor(ctx context.Context, o checkout.Owner, checkoutID string) (checkout.CartSnapshot, bool, error) {
 	snap, ok, err := a.S.FrozenFor(ctx, cartOwner(o), checkoutID)

@@ -358,6 +358,16 @@ func (s *Service) Freeze(ctx context.Context, o Owner, checkoutID string) (Snaps
 	return Snapshot{Lines: st.lines, Coupon: st.coupon}, nil
 }
 
+// Peek returns the cart's content and the checkout that has it frozen ("" when it is
+// not), changing nothing (no cart: empty content).
+func (s *Service) Peek(ctx context.Context, o Owner) (Snapshot, string, error) {
+	st, err := s.read(ctx, o)
+	if err != nil {
+		return Snapshot{}, "", err
+	}
+	return Snapshot{Lines: st.lines, Coupon: st.coupon}, st.lock, nil
+}
+
 // FrozenFor returns the cart's content when checkoutID has it frozen (ok false otherwise:
 // not frozen, frozen by another checkout, or no cart). It changes nothing.
 func (s *Service) FrozenFor(ctx context.Context, o Owner, checkoutID string) (Snapshot, bool, error) {

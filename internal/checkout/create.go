@@ -34,6 +34,10 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	if se := s.knownSoldOut(ctx, owner); se != nil {
+		s.m.created.WithLabelValues("insufficient_stock").Inc()
+		return Checkout{}, false, se
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Checkout{}, false, err
@@ -273,7 +277,9 @@ func (s *Service) create(ctx context.Context, owner Owner, id uuid.UUID, email s
 	// anything is written, and leaves nothing held.
 	reserved := time.Now()
 	if err := s.inv.Reserve(ctx, id.String(), stockLines(c.Lines), s.opts.HoldTTL); err != nil {
-		if !errors.Is(err, ErrInsufficientStock) {
+		if errors.Is(err, ErrInsufficientStock) {
+			s.noteSoldOut(err)
+		} else {
 			release(c) // an error may leave a hold behind
 		}
 		unfreeze()

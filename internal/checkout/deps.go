@@ -55,6 +55,9 @@ type Carts interface {
 	// Freeze locks owner's cart for checkoutID and returns its content; idempotent for
 	// the same checkout. Errors: ErrCartEmpty, *CartLockedError.
 	Freeze(ctx context.Context, owner Owner, checkoutID string) (CartSnapshot, error)
+	// Peek returns the cart's content and the checkout that has it frozen ("" when it is
+	// not frozen), changing nothing.
+	Peek(ctx context.Context, owner Owner) (snap CartSnapshot, lockedBy string, err error)
 	// FrozenFor returns the cart's content when checkoutID has it frozen (ok false when
 	// it is not frozen, frozen by another checkout, or gone), changing nothing.
 	FrozenFor(ctx context.Context, owner Owner, checkoutID string) (CartSnapshot, bool, error)

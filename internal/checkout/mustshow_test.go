@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,17 +114,31 @@ func TestConcurrentCompletes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			pay := checkout.NewTestProvider()
 			pay.ManualCapture = true // authorize, then capture: every capture is a charge
-			// Slow the provider down so the callers pile up on the checkout.
+			// Slow the provider down so the callers pile up on the checkout. And while the
+			// first capture is in flight (its completion holds the claim), the provider's
+			// webhook arrives: that one always finds the checkout claimed, whatever the
+			// scheduling, so it must not charge again.
+			var ev *env
+			var inFlight atomic.Bool
+			var inFlightHook resp
+			var intent string
 			pay.SetHook(func(op payment.Op, _ string) {
+				if op == payment.OpCapture {
+					if inFlight.CompareAndSwap(false, true) { // once, and never waiting on itself
+						inFlightHook = ev.webhook(fmt.Sprintf(
+							`{"id":"evt_in_flight","type":"payment_intent.succeeded","payment_intent_id":%q}`, intent))
+					}
+				}
 				if op == payment.OpConfirm || op == payment.OpCapture {
 					time.Sleep(20 * time.Millisecond)
 				}
 			})
-			ev := newEnv(t, func(c *envConfig) { c.pay = pay })
+			ev = newEnv(t, func(c *envConfig) { c.pay = pay })
 			v := ev.variant(10, 1500)
 			me := customerOwner("buyer-50")
 			ev.add(me, v, 3)
 			co := ev.createCheckout(me)
+			intent = co.PaymentIntent.ID
 			body := tokOK
 			if clientSide {
 				if _, err := pay.ConfirmClientSide(co.PaymentIntent.ID, checkout.TokenOK); err != nil {
@@ -143,6 +158,9 @@ func TestConcurrentCompletes(t *testing.T) {
 				}
 				results[i] = ev.do(http.MethodPost, completePath(co.ID), body, h)
 			})
+			if inFlightHook.status != http.StatusOK {
+				t.Fatalf("the webhook during the charge: %d %s", inFlightHook.status, inFlightHook.body)
+			}
 			for i, r := range webhooks {
 				if r.status != http.StatusOK {
 					t.Fatalf("webhook %d: %d %s", i, r.status, r.body)

@@ -41,6 +41,7 @@ type Service struct {
 	m       *metrics
 	hashTTL time.Duration
 	idem    *idempotency.Store
+	sold    soldOut // variants found sold out lately (see knownSoldOut)
 
 	// hook, when set (tests only), is called at the named points of a creation or a
 	// completion (tests end a crash child process there).
