@@ -67,7 +67,7 @@ func baseConfig() app.Config {
 		PGTimeout: 3 * time.Second, MigrateOnStart: true, RedisPoolSize: 32, RedisTimeout: 2 * time.Second,
 		Currency: "USD", HoldTTL: 15 * time.Minute, CheckoutTTL: 15 * time.Minute, SweepInterval: 30 * time.Second,
 		CommitRecordRetention: 168 * time.Hour,
-		SessionTTL: time.Hour, CustomerCartTTL: time.Hour, ProductTTL: time.Hour, DiscountTTL: time.Hour,
+		SessionTTL:            time.Hour, CustomerCartTTL: time.Hour, ProductTTL: time.Hour, DiscountTTL: time.Hour,
 		IdempotencyTTL: time.Hour, SessionsPerMinute: 60, RateLimitPerSec: 50, WarmProductsCron: "0 */6 * * *",
 		WarmDiscountsCron: "0 */2 * * *", ReconcileCron: "*/15 * * * *", OutboxInterval: time.Second,
 		JobTimeout: time.Minute, ShutdownTimeout: 5 * time.Second,
