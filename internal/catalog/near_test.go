@@ -261,17 +261,6 @@ func TestNearCacheVersionsAndBounds(t *testing.T) {
 	}
 }
 
-// redisCounter counts the commands a client sends.
-type redisCounter struct{ n atomic.Int64 }
-
-func (c *redisCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
-}
-func (c *redisCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
-
 // Warm product reads and variant lookups make no Redis call: after one read fills the
 // near-cache, GET bodies and cart variant lookups come from memory.
 func TestNearCacheWarmReadsMakeNoRedisCall(t *testing.T) {
@@ -279,14 +268,14 @@ func TestNearCacheWarmReadsMakeNoRedisCall(t *testing.T) {
 	p := mustCreate(t, e.svc, sampleProduct(2))
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: testenv.RedisAddrs(), IsClusterMode: testenv.Cluster()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	cnt := &redisCounter{}
+	cnt := &testenv.CommandCounter{}
 	rdb.AddHook(cnt)
 	in := newInstance(t, e.pool, rdb, e.space, WithNearCache(time.Minute, 100, 1<<20))
 	ctx := context.Background()
 	if _, err := in.cache.GetActiveEncoded(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	before := cnt.n.Load()
+	before := cnt.N()
 	ids := []uuid.UUID{p.Variants[0].ID, p.Variants[1].ID}
 	for range 20 {
 		if _, err := in.cache.GetActiveEncoded(ctx, p.ID); err != nil {
@@ -300,7 +289,7 @@ func TestNearCacheWarmReadsMakeNoRedisCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := cnt.n.Load() - before; n != 0 {
+	if n := cnt.N() - before; n != 0 {
 		t.Fatalf("%d Redis commands for 60 warm reads", n)
 	}
 }

@@ -1,27 +1,14 @@
 package checkout_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"commerce/internal/checkout"
+	"commerce/internal/platform/testenv"
 )
-
-type cmdCounter struct{ n atomic.Int64 }
-
-func (h *cmdCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *cmdCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *cmdCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
 
 // TestSoldOutIsAnsweredFromMemory: once a reservation found a variant sold out, another
 // checkout of it on the same replica is refused after one cart read (no lock, no freeze,
@@ -30,7 +17,7 @@ func (h *cmdCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // back is sold again.
 func TestSoldOutIsAnsweredFromMemory(t *testing.T) {
 	ev := newEnv(t)
-	hook := &cmdCounter{}
+	hook := &testenv.CommandCounter{}
 	ev.rdb.AddHook(hook)
 	v := ev.variant(1, 1000)
 	winner, late, later := sessionOwner(ev.session()), sessionOwner(ev.session()), sessionOwner(ev.session())
@@ -41,13 +28,13 @@ func TestSoldOutIsAnsweredFromMemory(t *testing.T) {
 	if _, _, err := ev.svc.Create(ev.ctx, late, ""); !errors.Is(err, checkout.ErrInsufficientStock) {
 		t.Fatalf("the first sold-out shopper: %v, want insufficient stock", err)
 	}
-	before := hook.n.Load()
+	before := hook.N()
 	_, _, err := ev.svc.Create(ev.ctx, later, "")
 	var se *checkout.StockError
 	if !errors.As(err, &se) || len(se.Shortages) != 1 || se.Shortages[0].VariantID != v || se.Shortages[0].Available != 0 {
 		t.Fatalf("a shopper after the sell-out: %v, want a StockError for the variant", err)
 	}
-	if n := hook.n.Load() - before; n != 1 {
+	if n := hook.N() - before; n != 1 {
 		t.Fatalf("the refusal took %d Redis commands, want 1 (the cart read)", n)
 	}
 	if r := ev.do(http.MethodPost, "/v1/checkouts", "{}", ev.who(later)); r.status != http.StatusConflict || r.code(t) != "insufficient_stock" {

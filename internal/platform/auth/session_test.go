@@ -7,27 +7,14 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/testenv"
 )
-
-// countingHook counts the commands a Redis client sends.
-type countingHook struct{ n atomic.Int64 }
-
-func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
 
 func identifyServer(s *Sessions) *echo.Echo {
 	e := echo.New()
@@ -49,7 +36,7 @@ func getWith(e *echo.Echo, cred string) *httptest.ResponseRecorder {
 // its MAC and expiry before any Redis call, so forged session ids cost no Redis work.
 func TestForgedOrExpiredSessionIsRefusedWithoutRedis(t *testing.T) {
 	rdb, space := testenv.Redis(t)
-	hook := &countingHook{}
+	hook := &testenv.CommandCounter{}
 	rdb.AddHook(hook)
 	s := NewSessions(rdb, space, time.Hour, 0)
 	s.SetSecret(secret)
@@ -82,11 +69,11 @@ func TestForgedOrExpiredSessionIsRefusedWithoutRedis(t *testing.T) {
 		"extra part":               sess.Credential + ".x",
 		"too long":                 sess.Credential + strings.Repeat("A", 100),
 	} {
-		before := hook.n.Load()
+		before := hook.N()
 		if rec := getWith(e, cred); rec.Code != http.StatusUnauthorized {
 			t.Errorf("%s: %d, want 401", name, rec.Code)
 		}
-		if n := hook.n.Load() - before; n != 0 {
+		if n := hook.N() - before; n != 0 {
 			t.Errorf("%s: %d Redis commands, want none", name, n)
 		}
 	}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"commerce/internal/platform/httpx"
 	"commerce/internal/platform/testenv"
@@ -69,21 +67,11 @@ func TestAddressCeilingHoldsAcrossReplicas(t *testing.T) {
 	}
 }
 
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(int64(len(cmds))); return next(ctx, cmds) }
-}
-
 // TestAnonymousCallersCostNoRedisCall: an anonymous request (a catalog read) is limited
 // in process, with its per-caller allowance kept; a session's request still asks Redis.
 func TestAnonymousCallersCostNoRedisCall(t *testing.T) {
 	rdb, space := testenv.Redis(t)
-	hook := &countHook{}
+	hook := &testenv.CommandCounter{}
 	rdb.AddHook(hook)
 	l := newLimiter(t, rdb, space, Config{PerSecond: 1, Burst: 3}, nil)
 	e := echo.New()
@@ -98,14 +86,14 @@ func TestAnonymousCallersCostNoRedisCall(t *testing.T) {
 		e.ServeHTTP(rec, req)
 		codes[rec.Code]++
 	}
-	if n := hook.n.Load(); n != 0 {
+	if n := hook.N(); n != 0 {
 		t.Fatalf("10 anonymous requests made %d Redis calls, want 0", n)
 	}
 	if codes[204] != 3 || codes[429] != 7 {
 		t.Fatalf("anonymous allowance: %v, want 3 admitted (the burst) and 7 refused", codes)
 	}
-	if d := l.Allow(context.Background(), "s:someone"); !d.Allowed || hook.n.Load() == 0 {
-		t.Fatalf("a session's request: %+v after %d Redis calls, want allowed by Redis", d, hook.n.Load())
+	if d := l.Allow(context.Background(), "s:someone"); !d.Allowed || hook.N() == 0 {
+		t.Fatalf("a session's request: %+v after %d Redis calls, want allowed by Redis", d, hook.N())
 	}
 }
 
@@ -115,7 +103,7 @@ func TestAnonymousCallersCostNoRedisCall(t *testing.T) {
 // is refused by both while another session is not.
 func TestWindowedCallersCostNoRedisCall(t *testing.T) {
 	rdb, space := testenv.Redis(t)
-	hook := &countHook{}
+	hook := &testenv.CommandCounter{}
 	rdb.AddHook(hook)
 	const rate, burst = 10, 20 // one window allows 10 + 20 = 30 requests
 	a := newLimiter(t, rdb, space, Config{PerSecond: rate, Burst: burst}, nil).Windowed()
@@ -128,7 +116,7 @@ func TestWindowedCallersCostNoRedisCall(t *testing.T) {
 			}
 		}
 	}
-	if n := hook.n.Load(); n != 0 {
+	if n := hook.N(); n != 0 {
 		t.Fatalf("32 windowed requests made %d Redis calls, want 0", n)
 	}
 	if admitted != 32 {
