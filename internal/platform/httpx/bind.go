@@ -20,7 +20,8 @@ const MaxBody = 1 << 20
 // Bind decodes the JSON request body into v with DecodeStrict's rules (400 for what is not
 // strict JSON, 422 for values PostgreSQL cannot store); a body over 1 MiB is a 413 and a
 // content type other than JSON a 415.
-// An empty body is a 400 unless allowEmpty, in which case v is left as it is.
+// An empty body is a 400 unless allowEmpty, in which case v is left as it is; a body of
+// only whitespace is a 400 either way (it is not JSON).
 func Bind(c echo.Context, v any) error { return bind(c, v, false) }
 
 // BindOptional is Bind for routes whose body may be empty (treated as {}).
@@ -38,11 +39,15 @@ func bind(c echo.Context, v any, allowEmpty bool) error {
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(body) == 0 {
 		if allowEmpty {
 			return nil
 		}
 		return BadRequest("request body is required")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		// Whitespace is not an empty body, and not JSON either.
+		return BadRequest("request body must be a JSON object")
 	}
 	if bytes.TrimSpace(body)[0] != '{' {
 		// Every body of the API is an object; `null` would otherwise decode as "no change".

@@ -3,7 +3,12 @@ package httpx
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 )
 
 type decodeLine struct {
@@ -84,5 +89,31 @@ func TestDecodeStrictAccepts(t *testing.T) {
 	nested, _ := v.Attributes["nested"].(map[string]any)
 	if xs, _ := nested["x"].([]any); len(xs) != 4 || xs[0] != json.Number("1") {
 		t.Fatalf("nested = %#v", nested)
+	}
+}
+
+// TestBindWhitespaceBodyIsNotEmpty: an optional body may be absent, but a body of only
+// whitespace is not absent and not JSON, so it is a 400 on every route, as the document
+// (which cannot decode it either) says.
+func TestBindWhitespaceBodyIsNotEmpty(t *testing.T) {
+	e := echo.New()
+	bind := func(body string, optional bool) error {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		req.Header.Set(echo.HeaderContentType, "application/json")
+		c := e.NewContext(req, httptest.NewRecorder())
+		var v struct{}
+		if optional {
+			return BindOptional(c, &v)
+		}
+		return Bind(c, &v)
+	}
+	if err := bind("", true); err != nil {
+		t.Fatalf("no body on an optional route: %v", err)
+	}
+	for _, optional := range []bool{true, false} {
+		var he *Error
+		if err := bind(" \n\t", optional); !errors.As(err, &he) || he.Status != http.StatusBadRequest {
+			t.Fatalf("whitespace body (optional %v): %v, want 400", optional, err)
+		}
 	}
 }
