@@ -174,7 +174,7 @@ func (a *App) newEcho() *echo.Echo {
 	e.Use(httpx.RestoreHead(), httpx.RequestIDMiddleware(), httpx.Recover(), httpx.AccessMiddleware(a.log, httpx.NewHTTPMetrics(a.Reg), a.routes),
 		httpx.SecurityHeaders(),
 		a.addrLimit.Middleware(),
-		a.routes.MethodNotAllowed(), httpx.QueryStorable(), exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
+		a.routes.MethodNotAllowed(), exceptStreaming(httpx.BodyLimit()), exceptStreaming(httpx.Deadline(a.cfg.RequestTimeout)))
 	registerOps(e, a.Pool, a.Redis, a.Reg)
 	return e
 }

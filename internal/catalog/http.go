@@ -189,7 +189,11 @@ func (h *Handler) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q := ListQuery{Category: c.QueryParam("category"), Page: page, PerPage: perPage}
+	category, err := httpx.QueryText(c, "category")
+	if err != nil {
+		return err
+	}
+	q := ListQuery{Category: category, Page: page, PerPage: perPage}
 	pg, err := h.svc.List(c.Request().Context(), q)
 	if err != nil {
 		return httpError(err, "product")

@@ -175,27 +175,16 @@ func isPrivate(p string) bool {
 	return false
 }
 
-// QueryStorable refuses query parameters PostgreSQL could not store (a NUL or invalid
-// UTF-8, in a name or a value) with 422 validation_failed naming the parameter, before
-// any handler reads them.
-func QueryStorable() echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if c.Request().URL.RawQuery == "" {
-				return next(c)
-			}
-			for name, vals := range c.QueryParams() {
-				bad := !storableText(name)
-				for _, v := range vals {
-					bad = bad || !storableText(v)
-				}
-				if bad {
-					return Validation(map[string]string{fieldOf(jsontext.Pointer("/" + escapePointer(name))): "must be valid UTF-8 without NUL characters"})
-				}
-			}
-			return next(c)
-		}
+// QueryText returns the query parameter name, or a 422 naming it when its value is text
+// PostgreSQL cannot store (invalid UTF-8, a NUL). Handlers read through it every string
+// parameter that reaches a query; parameters a route does not read are ignored, whatever
+// they hold.
+func QueryText(c echo.Context, name string) (string, error) {
+	v := c.QueryParam(name)
+	if !storableText(v) {
+		return "", Validation(map[string]string{fieldOf(jsontext.Pointer("/" + escapePointer(name))): "must be valid UTF-8 without NUL characters"})
 	}
+	return v, nil
 }
 
 func storableText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
