@@ -130,13 +130,17 @@ func (s *Service) Recover(ctx context.Context) (RecoverStats, error) {
 	return st, nil
 }
 
-// recoverCreations settles registered creations older than StaleAfter whose cart lock
-// nobody holds (a live creator renews it, and a later attempt of the same cart takes it
-// and settles the creation itself): one whose row PostgreSQL has is done, and only its
-// registration goes; one without a row died before its insert, and its holds and frozen
-// cart are returned.
+// recoverCreations settles registered creations older than min(StaleAfter, 2×LockTTL)
+// whose cart lock nobody holds (a live creator renews it, and a later attempt of the
+// same cart takes it and settles the creation itself): one whose row PostgreSQL has is
+// done, and only its registration goes; one without a row died before its insert, and
+// its holds and frozen cart are returned. With the defaults, a dead creation's holds are
+// back within about 10 s plus one SWEEP_INTERVAL.
 func (s *Service) recoverCreations(ctx context.Context) (int, error) {
-	members, err := s.r.staleCreations(ctx, time.Now().Add(-s.opts.StaleAfter), batch)
+	// The lock is the liveness signal (renewed every third of LockTTL), so a creation
+	// need not be older than StaleAfter: twice the lock's lease is enough to be past the
+	// instant between its registration and its lock.
+	members, err := s.r.staleCreations(ctx, time.Now().Add(-min(s.opts.StaleAfter, 2*s.opts.LockTTL)), batch)
 	if err != nil {
 		return 0, err
 	}
