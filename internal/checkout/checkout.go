@@ -87,8 +87,9 @@ func (e *CartLockedError) Is(target error) bool { return target == ErrCartLocked
 // State is a checkout's state.
 type State string
 
-// Checkout states: reserving → awaiting_payment → completing → completed, and cancelled
-// or expired from any state that is not final.
+// Checkout states: awaiting_payment → completing → completed, and cancelled or expired
+// from any state that is not final. A checkout is created in awaiting_payment; reserving
+// (before awaiting_payment) is only found on rows older versions of the service wrote.
 const (
 	StateReserving       State = "reserving"
 	StateAwaitingPayment State = "awaiting_payment"
