@@ -108,15 +108,6 @@ func (a CheckoutCarts) Peek(ctx context.Context, o checkout.Owner) (checkout.Car
 	return toCheckoutSnapshot(snap), lockedBy, nil
 }
 
-// FrozenFor returns the cart's content when checkoutID has it frozen.
-func (a CheckoutCarts) FrozenFor(ctx context.Context, o checkout.Owner, checkoutID string) (checkout.CartSnapshot, bool, error) {
-	snap, ok, err := a.S.FrozenFor(ctx, cartOwner(o), checkoutID)
-	if err != nil || !ok {
-		return checkout.CartSnapshot{}, false, err
-	}
-	return toCheckoutSnapshot(snap), true, nil
-}
-
 // Unfreeze unlocks the cart if checkoutID holds it.
 func (a CheckoutCarts) Unfreeze(ctx context.Context, o checkout.Owner, checkoutID string) error {
 	return a.S.Unfreeze(ctx, cartOwner(o), checkoutID)

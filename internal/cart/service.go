@@ -368,19 +368,6 @@ func (s *Service) Peek(ctx context.Context, o Owner) (Snapshot, string, error) {
 	return Snapshot{Lines: st.lines, Coupon: st.coupon}, st.lock, nil
 }
 
-// FrozenFor returns the cart's content when checkoutID has it frozen (ok false otherwise:
-// not frozen, frozen by another checkout, or no cart). It changes nothing.
-func (s *Service) FrozenFor(ctx context.Context, o Owner, checkoutID string) (Snapshot, bool, error) {
-	if !validCheckoutID(checkoutID) {
-		return Snapshot{}, false, ErrInvalidCheckoutID
-	}
-	st, err := s.read(ctx, o)
-	if err != nil || st.lock != checkoutID {
-		return Snapshot{}, false, err
-	}
-	return Snapshot{Lines: st.lines, Coupon: st.coupon}, true, nil
-}
-
 // Unfreeze clears the lock if checkoutID holds it (compare-and-clear; otherwise, or when
 // the cart is gone, nothing happens). Errors: ErrInvalidCheckoutID, ErrInvalidOwner.
 func (s *Service) Unfreeze(ctx context.Context, o Owner, checkoutID string) error {

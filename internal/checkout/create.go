@@ -96,7 +96,7 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 // over, returned this creation's holds and unfroze or refroze the cart: the checkout
 // cannot stand beside that, so it is cancelled and the caller told to try again.
 func (s *Service) lostLock(ctx context.Context, owner Owner, c Checkout) (Checkout, error) {
-	if _, ok, err := s.carts.FrozenFor(ctx, owner, c.ID.String()); err == nil && ok {
+	if _, ok, err := s.frozenFor(ctx, owner, c.ID); err == nil && ok {
 		return c, nil
 	}
 	s.log.Warn("checkout: cart lock lost during a creation; cancelling it", slog.String("checkout", c.ID.String()))
@@ -195,6 +195,14 @@ func (s *Service) freeze(ctx context.Context, owner Owner, id uuid.UUID) (snap C
 		}
 		oc, err := s.st.get(ctx, other)
 		switch {
+		case err == nil && oc.Owner != owner:
+			// A cart only ever names its owner's checkouts; if it names another's, that
+			// checkout is never shown or touched here: the stray mark is cleared.
+			s.log.Error("checkout: a cart is frozen for another owner's checkout; clearing the mark",
+				slog.String("checkout", other.String()))
+			if err := s.carts.Unfreeze(ctx, owner, le.CheckoutID); err != nil {
+				return CartSnapshot{}, nil, err
+			}
 		case errors.Is(err, ErrNotFound):
 			// We hold the cart lock, so the creation that froze it is not running any more
 			// (a live creator renews the lock): it died before its insert.
@@ -217,11 +225,21 @@ func (s *Service) freeze(ctx context.Context, owner Owner, id uuid.UUID) (snap C
 	}
 }
 
+// frozenFor returns owner's cart content when checkout id has it frozen (ok false when it
+// is not frozen, frozen for another checkout, or gone), changing nothing.
+func (s *Service) frozenFor(ctx context.Context, owner Owner, id uuid.UUID) (CartSnapshot, bool, error) {
+	snap, lockedBy, err := s.carts.Peek(ctx, owner)
+	if err != nil || lockedBy != id.String() {
+		return CartSnapshot{}, false, err
+	}
+	return snap, true, nil
+}
+
 // abandonCreation returns what a creation that died before writing its row left: its
 // holds on the lines of the cart it froze, and the freeze; then its registration goes.
 // Every step is safe to repeat.
 func (s *Service) abandonCreation(ctx context.Context, owner Owner, id uuid.UUID) error {
-	snap, ok, err := s.carts.FrozenFor(ctx, owner, id.String())
+	snap, ok, err := s.frozenFor(ctx, owner, id)
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,6 @@ type Carts interface {
 	// Peek returns the cart's content and the checkout that has it frozen ("" when it is
 	// not frozen), changing nothing.
 	Peek(ctx context.Context, owner Owner) (snap CartSnapshot, lockedBy string, err error)
-	// FrozenFor returns the cart's content when checkoutID has it frozen (ok false when
-	// it is not frozen, frozen by another checkout, or gone), changing nothing.
-	FrozenFor(ctx context.Context, owner Owner, checkoutID string) (CartSnapshot, bool, error)
 	// Unfreeze unlocks the cart if checkoutID holds the lock (otherwise nothing happens).
 	Unfreeze(ctx context.Context, owner Owner, checkoutID string) error
 	// ClearFor empties the cart after checkoutID's order, if checkoutID holds the lock.

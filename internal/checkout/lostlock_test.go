@@ -64,3 +64,26 @@ func TestCreationThatLostItsLock(t *testing.T) {
 		})
 	}
 }
+
+// TestCreationNeverHandsBackAnotherOwnersCheckout: a cart marked frozen for a checkout of
+// another owner (a state no code path writes; Redis could only hold it by corruption)
+// never shows that checkout: the stray mark is cleared and the caller gets its own.
+func TestCreationNeverHandsBackAnotherOwnersCheckout(t *testing.T) {
+	ev := newEnv(t)
+	v := ev.variant(5, 1000)
+	victim, me := sessionOwner(ev.session()), sessionOwner(ev.session())
+	ev.add(victim, v, 1)
+	ev.add(me, v, 1)
+	theirs := ev.createCheckout(victim)
+	if _, err := ev.carts.Freeze(ev.ctx, cart.Owner{Type: me.Type, ID: me.ID}, theirs.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	c, created, err := ev.svc.Create(ev.ctx, me, "")
+	if err != nil || !created || c.ID == theirs.ID || c.Owner != me {
+		t.Fatalf("create: %s owned by %+v, created %v, %v; want a new checkout of my own", c.ID, c.Owner, created, err)
+	}
+	if got := ev.cart(me).LockedBy; got != c.ID.String() {
+		t.Fatalf("my cart is frozen for %q, want my checkout %s", got, c.ID)
+	}
+	ev.wantLevels(v, 5, 3, 2) // both checkouts hold their unit; nothing of theirs was released
+}

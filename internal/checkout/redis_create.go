@@ -63,10 +63,7 @@ func (r *redisSide) lockAndRegister(ctx context.Context, o Owner, id uuid.UUID, 
 		return "", false, fmt.Errorf("checkout lock: %w", err)
 	}
 	if !set.Val() {
-		if err := r.rdb.ZRem(ctx, r.creatingKey(), member).Err(); err != nil {
-			return "", false, fmt.Errorf("checkout lock: withdraw registration: %w", err)
-		}
-		return "", false, nil
+		return "", false, r.removeMember(ctx, member)
 	}
 	return token, true, nil
 }
@@ -110,10 +107,7 @@ func (r *redisSide) finishCreation(ctx context.Context, o Owner, id uuid.UUID, t
 
 // unregister removes creation id of o from the registry.
 func (r *redisSide) unregister(ctx context.Context, id uuid.UUID, o Owner) error {
-	if err := r.rdb.ZRem(ctx, r.creatingKey(), creatingMember(id, o)).Err(); err != nil {
-		return fmt.Errorf("checkout %s: unregister creation: %w", id, err)
-	}
-	return nil
+	return r.removeMember(ctx, creatingMember(id, o))
 }
 
 // staleCreations returns up to limit registered creations that started before cutoff.
