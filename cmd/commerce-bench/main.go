@@ -4,7 +4,7 @@
 // it over loopback HTTP, and writes bench/results/latest.{json,md}.
 //
 //	commerce-bench [--quick] [--out DIR] [--duration D] [--products N] [--concurrency N]
-//	               [--only STEPS] [--cpuprofile FILE]
+//	               [--only STEPS] [--cpuprofile FILE [--profile-step STEP]]
 //
 // BENCH_QUICK=1 in the environment (what `make bench BENCH_QUICK=1` sets) selects the run
 // that completes in about a minute. It exits 1 when any step failed or any figure had
@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string) error {
 	concurrency := fs.Int("concurrency", 0, "closed-loop clients (0: 64)")
 	only := fs.String("only", "", "comma-separated steps to run: "+strings.Join(bench.StepNames, ","))
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (service and generator) to this file")
+	profileStep := fs.String("profile-step", "", "with --cpuprofile: profile only this step (a name of --only)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +81,10 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	opt.CPUProfile = *cpuProfile
+	if *profileStep != "" && !slices.Contains(bench.StepNames, *profileStep) {
+		return fmt.Errorf("unknown step %q (steps: %s)", *profileStep, strings.Join(bench.StepNames, ","))
+	}
+	opt.ProfileStep = *profileStep
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

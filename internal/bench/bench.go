@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +51,9 @@ type Options struct {
 	// CPUProfile, when set, is where a CPU profile of the whole run (service and generator
 	// share the process) is written.
 	CPUProfile string
+	// ProfileStep, when set with CPUProfile, limits the profile to that step (a key of
+	// StepNames), so that its costs are not mixed with the others'.
+	ProfileStep string
 }
 
 // DefaultOptions returns the full run (a few minutes) or, with quick, the run that
@@ -84,6 +88,8 @@ type runner struct {
 	flashVariant, creationVariant      uuid.UUID
 	flashCheckouts                     []string
 	sessions                           []string
+	countersLoaded                     bool
+	profileStep                        func(key string, run func()) // nil: no per-step profile
 }
 
 // step is one section of a run. To add a scenario, write a method of runner in a file
@@ -172,17 +178,46 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 	r.printf("service on %s, database %s, Redis prefix %q, load average %s\n", env.BaseURL, env.DBName,
 		env.Cfg.RedisPrefix, orDash(m.LoadAvgStart))
 
+	var stopProfile func()
 	if opt.CPUProfile != "" {
 		f, err := os.Create(opt.CPUProfile)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
+		startProfile := func() error {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			stopProfile = sync.OnceFunc(pprof.StopCPUProfile)
+			return nil
 		}
-		defer pprof.StopCPUProfile()
-		r.note("CPU profile of the run written to %s", opt.CPUProfile)
+		defer func() {
+			if stopProfile != nil {
+				stopProfile()
+			}
+		}()
+		if opt.ProfileStep == "" {
+			if err := startProfile(); err != nil {
+				return nil, err
+			}
+			r.note("CPU profile of the run written to %s", opt.CPUProfile)
+		} else {
+			r.profileStep = func(key string, run func()) {
+				if key != opt.ProfileStep {
+					run()
+					return
+				}
+				if err := startProfile(); err != nil {
+					r.printf("cpu profile: %v\n", err)
+				}
+				run()
+				if stopProfile != nil {
+					stopProfile()
+				}
+			}
+			r.note("CPU profile of step %s written to %s", opt.ProfileStep, opt.CPUProfile)
+		}
 	}
 	for _, s := range steps {
 		if s.key != "" && len(opt.Only) > 0 && !slices.Contains(opt.Only, s.key) {
@@ -196,7 +231,13 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 			r.fail(s.name, why)
 			continue
 		}
-		if err := s.run(r, ctx); err != nil {
+		var err error
+		if r.profileStep != nil {
+			r.profileStep(s.key, func() { err = s.run(r, ctx) })
+		} else {
+			err = s.run(r, ctx)
+		}
+		if err != nil {
 			r.fail(s.name, err.Error())
 		}
 	}

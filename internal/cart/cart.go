@@ -123,6 +123,15 @@ type Stock interface {
 	Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error)
 }
 
+// CounterKeys may be implemented by a Stock whose available-units counters live in the
+// carts' Redis: CounterKey returns the key of a variant's counter, or false when the
+// counter may be on another node (Redis Cluster). The add and set scripts then read the
+// counter themselves, saving a round trip. A counter the key names holds the units
+// available (negative counts as 0); a missing one makes the service ask Available.
+type CounterKeys interface {
+	CounterKey(id uuid.UUID) (string, bool)
+}
+
 // PriceLine is one visible cart line handed to the Pricer.
 type PriceLine struct {
 	VariantID, ProductID uuid.UUID

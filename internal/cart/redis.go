@@ -26,6 +26,7 @@ const (
 	codeEmpty        = "EMPTY"
 	codeNotLocked    = "NOT_LOCKED"
 	codeTooLarge     = "TOO_LARGE"
+	codeNoCounter    = "NO_COUNTER"
 )
 
 // Hash fields of a cart (see scripts/lua/cart_lib.lua).
@@ -92,12 +93,17 @@ type reply struct {
 
 // run executes script on key with ARGV = restore flag, TTL ms, args...
 func (r *redisSide) run(ctx context.Context, sc *redis.Script, key string, restore bool, ttl time.Duration, args ...any) (reply, error) {
+	return r.runKeys(ctx, sc, []string{key}, restore, ttl, args...)
+}
+
+// runKeys is run with more keys after the cart's (keys[0]).
+func (r *redisSide) runKeys(ctx context.Context, sc *redis.Script, keys []string, restore bool, ttl time.Duration, args ...any) (reply, error) {
 	flag := "0"
 	if restore {
 		flag = "1"
 	}
 	argv := append([]any{flag, ttl.Milliseconds()}, args...)
-	v, err := sc.Run(ctx, r.rdb, []string{key}, argv...).Result()
+	v, err := sc.Run(ctx, r.rdb, keys, argv...).Result()
 	if err != nil {
 		return reply{}, err
 	}

@@ -25,6 +25,7 @@ type Service struct {
 	store   store
 	catalog Catalog
 	stock   Stock
+	counter CounterKeys // nil: the stock check reads Stock.Available first
 	pricer  Pricer
 	opts    Options
 	log     *slog.Logger
@@ -51,6 +52,11 @@ func NewService(rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool,
 	}
 	s := &Service{r: newRedisSide(rdb, space), store: store{pool: pool}, catalog: cat, stock: stock,
 		pricer: pricer, opts: opts, log: log}
+	if ck, ok := stock.(CounterKeys); ok {
+		if _, cluster := rdb.(*redis.ClusterClient); !cluster {
+			s.counter = ck
+		}
+	}
 	s.snaps = newWriteBehind("cart-snapshots", opts.SnapshotQueue, opts.SnapshotBatch, opts.SnapshotInterval,
 		false, log, s.store.saveCarts)
 	return s, nil
@@ -81,13 +87,21 @@ func (s *Service) ttl(o Owner) time.Duration {
 // first. It maps LOCKED to *LockedError; other codes are the caller's. After a write to a
 // customer cart (code OK and write), the new state is queued for the snapshot.
 func (s *Service) exec(ctx context.Context, o Owner, sc *redis.Script, write bool, args ...any) (reply, error) {
+	return s.execKeys(ctx, o, sc, write, "", args...)
+}
+
+// execKeys is exec with a second key for the script ("": none).
+func (s *Service) execKeys(ctx context.Context, o Owner, sc *redis.Script, write bool, key2 string, args ...any) (reply, error) {
 	if err := o.Validate(); err != nil {
 		return reply{}, err
 	}
-	key := s.r.cartKey(o)
+	keys := []string{s.r.cartKey(o)}
+	if key2 != "" {
+		keys = append(keys, key2)
+	}
 	restore := o.Type == auth.OwnerCustomer
 	for range 3 {
-		rep, err := s.r.run(ctx, sc, key, restore, s.ttl(o), args...)
+		rep, err := s.r.runKeys(ctx, sc, keys, restore, s.ttl(o), args...)
 		if err != nil {
 			return reply{}, fmt.Errorf("cart %s: %w", o.Type, err)
 		}
@@ -211,6 +225,26 @@ func (s *Service) available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID
 	return av, nil
 }
 
+// stockChecked runs the add or set script sc, whose last argument is the units of variant
+// available now. When the variant's counter is in the carts' Redis the script reads it
+// itself, in the same round trip; otherwise, or when that counter is not loaded (the
+// script answers NO_COUNTER and writes nothing), Stock.Available is read first.
+func (s *Service) stockChecked(ctx context.Context, o Owner, sc *redis.Script, variant uuid.UUID, args ...any) (reply, error) {
+	if s.counter != nil {
+		if key, ok := s.counter.CounterKey(variant); ok {
+			rep, err := s.execKeys(ctx, o, sc, true, key, append(args[:len(args):len(args)], 0)...)
+			if err != nil || rep.code != codeNoCounter {
+				return rep, err
+			}
+		}
+	}
+	av, err := s.available(ctx, []uuid.UUID{variant})
+	if err != nil {
+		return reply{}, err
+	}
+	return s.exec(ctx, o, sc, true, append(args[:len(args):len(args)], av[variant])...)
+}
+
 // Add adds qty units of variant to o's cart. Errors: ErrQuantity (qty outside 1–100 or
 // the line would exceed 100), ErrTooManyLines, ErrVariantNotFound, *StockError (the line
 // would exceed what is available now; nothing is held), *LockedError, ErrInvalidOwner.
@@ -225,11 +259,7 @@ func (s *Service) Add(ctx context.Context, o Owner, variant uuid.UUID, qty int64
 	if err != nil {
 		return Cart{}, err
 	}
-	av, err := s.available(ctx, []uuid.UUID{variant})
-	if err != nil {
-		return Cart{}, err
-	}
-	rep, err := s.exec(ctx, o, s.r.add, true, lineField(variant), qty, MaxQuantity, MaxLines, av[variant])
+	rep, err := s.stockChecked(ctx, o, s.r.add, variant, lineField(variant), qty, MaxQuantity, MaxLines)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -263,11 +293,7 @@ func (s *Service) SetQuantity(ctx context.Context, o Owner, variant uuid.UUID, q
 	if err != nil {
 		return Cart{}, err
 	}
-	av, err := s.available(ctx, []uuid.UUID{variant})
-	if err != nil {
-		return Cart{}, err
-	}
-	rep, err := s.exec(ctx, o, s.r.set, true, lineField(variant), qty, MaxLines, av[variant])
+	rep, err := s.stockChecked(ctx, o, s.r.set, variant, lineField(variant), qty, MaxLines)
 	if err != nil {
 		return Cart{}, err
 	}

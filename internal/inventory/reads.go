@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 )
 
 // Levels returns on_hand and version (PostgreSQL), the counter, the held total and the
@@ -82,6 +83,17 @@ func (s *Service) Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID
 		out[id] = max(v, 0)
 	}
 	return out, nil
+}
+
+// CounterKey returns the Redis key of variant id's available-units counter (what
+// Available reads; a missing key means the counter is not loaded), so that a script on
+// the same Redis can read it in the same round trip. It is false under Redis Cluster,
+// where that key may be on another node than the caller's.
+func (s *Service) CounterKey(id uuid.UUID) (string, bool) {
+	if _, cluster := s.r.rdb.(*redis.ClusterClient); cluster {
+		return "", false
+	}
+	return s.r.keys(id).avail, true
 }
 
 func (s *Service) availableFromPG(ctx context.Context, ids []uuid.UUID, cause error) (map[uuid.UUID]int64, error) {

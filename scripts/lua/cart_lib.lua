@@ -16,6 +16,21 @@ local function cart_line_field(s)
   return s
 end
 
+-- cart_avail: units of the line's variant available now, for the soft stock check. With
+-- KEYS[2] (the variant's inventory counter, passed only when it lives on this node) the
+-- counter is read here, in the same round trip, and nil means it is not loaded (the
+-- caller reads it its own way and runs the script again without KEYS[2]); otherwise the
+-- caller read it and passed it as ARGV[i].
+local function cart_avail(i)
+  local passed = arg_int(ARGV[i], 0, 'available')
+  if not KEYS[2] then return passed end
+  local v = redis.call('GET', KEYS[2])
+  if not v then return nil end
+  v = tonumber(v)
+  if not v or v < 0 then return 0 end
+  return v
+end
+
 -- true when the key is missing and must be restored before the script may write
 local function cart_needs_load(key)
   return ARGV[1] == '1' and redis.call('EXISTS', key) == 0
