@@ -129,9 +129,17 @@ func (s store) sell(ctx context.Context, sp saleSpec) (map[uuid.UUID]int64, erro
 	versions := make(map[uuid.UUID]int64, len(sp.lines))
 	for _, l := range sp.lines {
 		var onHand, version int64
-		err := tx.QueryRow(ctx, `UPDATE inventory SET on_hand = on_hand - $2, version = version + 1, updated_at = now()
+		// One round trip: the guarded decrement and its ledger row (a data-modifying CTE
+		// runs whether or not the outer query reads it; no row decremented, no ledger row).
+		err := tx.QueryRow(ctx, `WITH u AS (
+			UPDATE inventory SET on_hand = on_hand - $2, version = version + 1, updated_at = now()
 			WHERE variant_id = $1 AND on_hand >= $2 AND ($3::bigint IS NULL OR on_hand = $3)
-			RETURNING on_hand, version`, l.VariantID, l.Quantity, sp.expected).Scan(&onHand, &version)
+			RETURNING variant_id, on_hand, version
+		), ledger AS (
+			INSERT INTO stock_ledger (variant_id, delta, on_hand_after, version, reason, reference)
+			SELECT variant_id, -$2::bigint, on_hand, version, $4, $5 FROM u
+		)
+		SELECT on_hand, version FROM u`, l.VariantID, l.Quantity, sp.expected, sp.reason, sp.reference).Scan(&onHand, &version)
 		if errors.Is(err, pgx.ErrNoRows) {
 			var cur int64
 			err := tx.QueryRow(ctx, `SELECT on_hand FROM inventory WHERE variant_id = $1`, l.VariantID).Scan(&cur)
@@ -148,10 +156,6 @@ func (s store) sell(ctx context.Context, sp saleSpec) (map[uuid.UUID]int64, erro
 		}
 		if err != nil {
 			return nil, fmt.Errorf("inventory: sell: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO stock_ledger (variant_id, delta, on_hand_after, version, reason, reference)
-			VALUES ($1, $2, $3, $4, $5, $6)`, l.VariantID, -l.Quantity, onHand, version, sp.reason, sp.reference); err != nil {
-			return nil, fmt.Errorf("inventory: ledger: %w", err)
 		}
 		versions[l.VariantID] = version
 	}
