@@ -133,6 +133,10 @@ var mutants = []mutant{
 		Old: "if h[2] ~= fp then return {'MISMATCH'} end", New: "",
 		Pkgs: []string{chk}, Tests: []string{"TestIdempotency"},
 		Reason: "the same key with another body is 422, never the first answer"},
+	{Name: "clean-marks-writer-stops-early", File: "internal/checkout/cleanmarks.go",
+		Old: "for len(c.pending) > 0 {", New: "if len(c.pending) > 0 {",
+		Pkgs: []string{chk}, Tests: []string{"TestCleanMarksBatchAndLoseNone"},
+		Reason: "a cleanup mark queued behind another request's statement is written before that request returns"},
 	// ------------------------------------------------------------------- cart
 	{Name: "merge-without-marker", File: "scripts/lua/cart_merge.lua",
 		Old: "if redis.call('HGET', key, marker) == version then return cart_state(key) end", New: "",

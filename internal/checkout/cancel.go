@@ -85,7 +85,8 @@ func (s *Service) endWith(ctx context.Context, c Checkout, to State, ch change, 
 
 // cleanup does the side effects of a final state and records them done: a completed
 // checkout's cart is cleared; a cancelled or expired one's holds are released and its
-// cart unfrozen. Failures are logged: Recover retries.
+// cart unfrozen. Failures are logged: Recover retries. The record is written with
+// other checkouts' (cleanMarks).
 func (s *Service) cleanup(ctx context.Context, c Checkout) {
 	id := c.ID.String()
 	var err error
@@ -100,10 +101,9 @@ func (s *Service) cleanup(ctx context.Context, c Checkout) {
 		return
 	}
 	if err == nil {
-		err = s.st.markCleaned(ctx, c.ID)
+		s.cleaned.mark(ctx, c.ID)
+		return
 	}
-	if err != nil {
-		s.log.Warn("checkout: cleanup after "+string(c.State), slog.String("checkout", id),
-			slog.String("error", err.Error()))
-	}
+	s.log.Warn("checkout: cleanup after "+string(c.State), slog.String("checkout", id),
+		slog.String("error", err.Error()))
 }

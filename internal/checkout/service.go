@@ -42,6 +42,7 @@ type Service struct {
 	hashTTL time.Duration
 	idem    *idempotency.Store
 	sold    soldOut // variants found sold out lately (see knownSoldOut)
+	cleaned *cleanMarks
 
 	// hook, when set (tests only), is called at the named points of a creation or a
 	// completion (tests end a crash child process there).
@@ -86,9 +87,10 @@ func NewService(pool *pgxpool.Pool, rdb redis.UniversalClient, space rkey.Space,
 	}
 	rs := newRedisSide(rdb, space)
 	rs.maxLen = opts.EventsMaxLen
-	return &Service{st: store{pool: pool}, r: rs, inv: inv, carts: carts, cat: cat,
+	st := store{pool: pool}
+	return &Service{st: st, r: rs, inv: inv, carts: carts, cat: cat,
 		pricing: pricing, pay: pay, opts: opts, log: opts.Logger, m: m,
-		hashTTL: opts.CheckoutTTL + 24*time.Hour, idem: idem}, nil
+		hashTTL: opts.CheckoutTTL + 24*time.Hour, idem: idem, cleaned: &cleanMarks{write: st.markCleaned, log: opts.Logger}}, nil
 }
 
 // LoadScripts loads the Lua scripts into Redis (they are also loaded lazily; an error

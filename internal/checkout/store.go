@@ -268,12 +268,12 @@ WHERE id = $1 AND state = 'completing'`, id, ms(holdTTL))
 	return nil
 }
 
-// markCleaned records that the side effects of the checkout's final state are done.
-func (s store) markCleaned(ctx context.Context, id uuid.UUID) error {
-	_, err := s.pool.Exec(ctx, `UPDATE checkouts SET cleaned_at = now() WHERE id = $1 AND cleaned_at IS NULL
-AND state IN ('completed', 'cancelled', 'expired')`, id)
+// markCleaned records that the side effects of the checkouts' final states are done.
+func (s store) markCleaned(ctx context.Context, ids []uuid.UUID) error {
+	_, err := s.pool.Exec(ctx, `UPDATE checkouts SET cleaned_at = now() WHERE id = ANY($1) AND cleaned_at IS NULL
+AND state IN ('completed', 'cancelled', 'expired')`, ids)
 	if err != nil {
-		return fmt.Errorf("checkout %s: mark cleaned: %w", id, err)
+		return fmt.Errorf("mark %d checkouts cleaned: %w", len(ids), err)
 	}
 	return nil
 }
