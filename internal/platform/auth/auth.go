@@ -223,9 +223,13 @@ func (s *Sessions) New(ctx context.Context, clientAddr string) (Session, error) 
 		return Session{}, fmt.Errorf("session id: %w", err)
 	}
 	id := base64.RawURLEncoding.EncodeToString(b[:])
-	if err := s.rdb.Set(ctx, s.redisKey(id), s.nowFunc().UTC().Format(time.RFC3339), s.ttl).Err(); err != nil {
+	now := s.nowFunc()
+	if err := s.rdb.Set(ctx, s.redisKey(id), now.UTC().Format(time.RFC3339), s.ttl).Err(); err != nil {
 		return Session{}, fmt.Errorf("create session: %w", err)
 	}
+	// The record was just written with its whole lifetime: this replica's next Touch of
+	// it within Recheck has nothing to slide or check.
+	s.remember(id, now)
 	cred, exp := s.Credential(id)
 	return Session{ID: id, Credential: cred, ExpiresAt: exp}, nil
 }
@@ -253,13 +257,18 @@ func (s *Sessions) Touch(ctx context.Context, id string) error {
 	if res == 0 {
 		return ErrInvalidSession
 	}
+	s.remember(id, now)
+	return nil
+}
+
+// remember records that session id's Redis record was found or written live at now.
+func (s *Sessions) remember(id string, now time.Time) {
 	s.mu.Lock()
 	if len(s.checked) >= 100_000 {
 		clear(s.checked)
 	}
 	s.checked[id] = now
 	s.mu.Unlock()
-	return nil
 }
 
 // Revoke ends session id: its credentials are refused (by every replica within Recheck)

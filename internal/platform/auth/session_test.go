@@ -145,6 +145,16 @@ func TestSessionOutlivesRedisLoss(t *testing.T) {
 	if rec := getWith(e, sess.Credential); rec.Code != 200 || rec.Body.String() != sess.ID {
 		t.Fatalf("after FLUSHALL: %d %s, want 200 and the same session", rec.Code, rec.Body)
 	}
+	// The replica that created the session trusts its record for Recheck, then checks it
+	// again and puts it back.
+	if n := rdb.Exists(context.Background(), s.redisKey(sess.ID)).Val(); n != 0 {
+		t.Fatal("the record was checked within Recheck of its creation")
+	}
+	later := time.Now().Add(s.Recheck + time.Millisecond)
+	s.nowFunc = func() time.Time { return later }
+	if rec := getWith(e, sess.Credential); rec.Code != 200 || rec.Body.String() != sess.ID {
+		t.Fatalf("after Recheck: %d %s, want 200 and the same session", rec.Code, rec.Body)
+	}
 	if n := rdb.Exists(context.Background(), s.redisKey(sess.ID)).Val(); n != 1 {
 		t.Fatal("the session record was not put back")
 	}
