@@ -149,6 +149,7 @@ func (s *Service) run(ctx context.Context, c Checkout, method string) (Completio
 	if err != nil {
 		return Completion{}, err
 	}
+	var done Completion // the checkout and order as the sale wrote them
 	for attempt := 0; ; attempt++ {
 		_, err = s.transition(ctx, c.ID, StateCompleting, StateCompleted, c.Version, func(ctx context.Context, v int64) error {
 			eventID, err := uuid.NewV7()
@@ -156,7 +157,10 @@ func (s *Service) run(ctx context.Context, c Checkout, method string) (Completio
 				return err
 			}
 			err = s.inv.Commit(ctx, c.ID.String(), stockLines(c.Lines), "order "+orderID.String(),
-				func(ctx context.Context, tx db.Tx) error { return s.st.placeOrder(ctx, tx, c, v, orderID, eventID) })
+				func(ctx context.Context, tx db.Tx) (err error) {
+					done.Checkout, done.Order, err = s.st.placeOrder(ctx, tx, c, v, orderID, eventID)
+					return err
+				})
 			if err == nil {
 				s.at(hookAfterCommit)
 			}
@@ -200,12 +204,8 @@ func (s *Service) run(ctx context.Context, c Checkout, method string) (Completio
 	}
 	s.at(hookAfterConfirm)
 	s.m.orders.Inc()
-	c, err = s.st.get(ctx, c.ID)
-	if err != nil {
-		return Completion{}, err
-	}
-	s.cleanup(ctx, c)
-	return s.completion(ctx, c)
+	s.cleanup(ctx, done.Checkout)
+	return done, nil
 }
 
 // retake reserves c's lines again for HoldTTL (a reserve by the same holder replaces

@@ -48,31 +48,32 @@ type eventLineJSON struct {
 const TopicOrderPlaced = "order.placed"
 
 // placeOrder writes, inside tx, the completing → completed transition of c (fenced by the
-// version), the order, its lines and an order.placed outbox row. Errors: errStale when the
+// version), the order, its lines and an order.placed outbox row, and returns the checkout
+// row and the order as written (a new order has no refunds). Errors: errStale when the
 // checkout is no longer completing at version-1 (nothing is written).
-func (s store) placeOrder(ctx context.Context, tx db.Tx, c Checkout, version int64, orderID, eventID uuid.UUID) error {
-	tag, err := tx.Exec(ctx, `UPDATE checkouts SET state = 'completed', version = $2, order_id = $3,
+func (s store) placeOrder(ctx context.Context, tx db.Tx, c Checkout, version int64, orderID, eventID uuid.UUID) (Checkout, Order, error) {
+	done, err := scanCheckout(tx.QueryRow(ctx, `UPDATE checkouts SET state = 'completed', version = $2, order_id = $3,
 	payment_status = 'succeeded', updated_at = now()
-WHERE id = $1 AND state = 'completing' AND version = $2 - 1`, c.ID, version, orderID)
+WHERE id = $1 AND state = 'completing' AND version = $2 - 1
+RETURNING `+checkoutCols, c.ID, version, orderID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkout{}, Order{}, errStale
+	}
 	if err != nil {
-		return fmt.Errorf("complete checkout %s: %w", c.ID, err)
+		return Checkout{}, Order{}, fmt.Errorf("complete checkout %s: %w", c.ID, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return errStale
-	}
-	var number int64
-	var created time.Time
-	err = tx.QueryRow(ctx, `
+	o, err := scanOrder(tx.QueryRow(ctx, `
 INSERT INTO orders (id, checkout_id, owner_type, owner_id, status, email, lines, applied_discounts, currency,
 	subtotal, discount_total, total, discount_version, payment_intent_id)
 VALUES ($1, $2, $3, $4, 'placed', $5, $6, $7, $8, $9, $10, $11, $12, $13)
-RETURNING number, created_at`,
+RETURNING `+orderCols,
 		orderID, c.ID, string(c.Owner.Type), c.Owner.ID, nullString(c.Email), toLineRows(c.Lines),
 		toAppliedRows(c.Applied), c.Currency, c.Subtotal.Amount, c.DiscountTotal.Amount, c.Total.Amount,
-		c.DiscountVersion, nullString(c.PaymentIntentID)).Scan(&number, &created)
+		c.DiscountVersion, nullString(c.PaymentIntentID)))
 	if err != nil {
-		return fmt.Errorf("insert order for checkout %s: %w", c.ID, err)
+		return Checkout{}, Order{}, fmt.Errorf("insert order for checkout %s: %w", c.ID, err)
 	}
+	number, created := o.Number, o.CreatedAt
 	ids := make([]uuid.UUID, len(c.Lines))
 	qty := make([]int64, len(c.Lines))
 	evLines := make([]eventLineJSON, len(c.Lines))
@@ -82,7 +83,7 @@ RETURNING number, created_at`,
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO order_lines (order_id, variant_id, quantity)
 SELECT $1, v, q FROM unnest($2::uuid[], $3::bigint[]) AS t(v, q)`, orderID, ids, qty); err != nil {
-		return fmt.Errorf("insert order lines for checkout %s: %w", c.ID, err)
+		return Checkout{}, Order{}, fmt.Errorf("insert order lines for checkout %s: %w", c.ID, err)
 	}
 	p := orderPlacedPayload{EventID: eventID, Type: TopicOrderPlaced, OrderID: orderID, Number: number,
 		CheckoutID: c.ID, OwnerType: string(c.Owner.Type), Currency: c.Currency, Total: c.Total.Amount,
@@ -92,13 +93,13 @@ SELECT $1, v, q FROM unnest($2::uuid[], $3::bigint[]) AS t(v, q)`, orderID, ids,
 	}
 	payload, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return Checkout{}, Order{}, err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, aggregate_id, payload) VALUES ($1, $2, $3, $4)`,
 		eventID, TopicOrderPlaced, orderID.String(), payload); err != nil {
-		return fmt.Errorf("insert outbox row for checkout %s: %w", c.ID, err)
+		return Checkout{}, Order{}, fmt.Errorf("insert outbox row for checkout %s: %w", c.ID, err)
 	}
-	return nil
+	return done, o, nil
 }
 
 const orderCols = `id, number, checkout_id, owner_type, owner_id, status, COALESCE(email, ''), lines,
