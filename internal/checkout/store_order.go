@@ -62,18 +62,6 @@ RETURNING `+checkoutCols, c.ID, version, orderID))
 	if err != nil {
 		return Checkout{}, Order{}, fmt.Errorf("complete checkout %s: %w", c.ID, err)
 	}
-	o, err := scanOrder(tx.QueryRow(ctx, `
-INSERT INTO orders (id, checkout_id, owner_type, owner_id, status, email, lines, applied_discounts, currency,
-	subtotal, discount_total, total, discount_version, payment_intent_id)
-VALUES ($1, $2, $3, $4, 'placed', $5, $6, $7, $8, $9, $10, $11, $12, $13)
-RETURNING `+orderCols,
-		orderID, c.ID, string(c.Owner.Type), c.Owner.ID, nullString(c.Email), toLineRows(c.Lines),
-		toAppliedRows(c.Applied), c.Currency, c.Subtotal.Amount, c.DiscountTotal.Amount, c.Total.Amount,
-		c.DiscountVersion, nullString(c.PaymentIntentID)))
-	if err != nil {
-		return Checkout{}, Order{}, fmt.Errorf("insert order for checkout %s: %w", c.ID, err)
-	}
-	number, created := o.Number, o.CreatedAt
 	ids := make([]uuid.UUID, len(c.Lines))
 	qty := make([]int64, len(c.Lines))
 	evLines := make([]eventLineJSON, len(c.Lines))
@@ -81,10 +69,26 @@ RETURNING `+orderCols,
 		ids[i], qty[i] = l.VariantID, l.Quantity
 		evLines[i] = eventLineJSON{VariantID: l.VariantID, Quantity: l.Quantity}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO order_lines (order_id, variant_id, quantity)
-SELECT $1, v, q FROM unnest($2::uuid[], $3::bigint[]) AS t(v, q)`, orderID, ids, qty); err != nil {
-		return Checkout{}, Order{}, fmt.Errorf("insert order lines for checkout %s: %w", c.ID, err)
+	// The order and its lines in one statement (the lines' foreign key is checked at its
+	// end, when the order row is there).
+	o, err := scanOrder(tx.QueryRow(ctx, `
+WITH o AS (
+INSERT INTO orders (id, checkout_id, owner_type, owner_id, status, email, lines, applied_discounts, currency,
+	subtotal, discount_total, total, discount_version, payment_intent_id)
+VALUES ($1, $2, $3, $4, 'placed', $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING `+orderCols+`
+), order_lines AS (
+INSERT INTO order_lines (order_id, variant_id, quantity)
+SELECT $1, v, q FROM unnest($14::uuid[], $15::bigint[]) AS t(v, q)
+)
+SELECT * FROM o`,
+		orderID, c.ID, string(c.Owner.Type), c.Owner.ID, nullString(c.Email), toLineRows(c.Lines),
+		toAppliedRows(c.Applied), c.Currency, c.Subtotal.Amount, c.DiscountTotal.Amount, c.Total.Amount,
+		c.DiscountVersion, nullString(c.PaymentIntentID), ids, qty))
+	if err != nil {
+		return Checkout{}, Order{}, fmt.Errorf("insert order for checkout %s: %w", c.ID, err)
 	}
+	number, created := o.Number, o.CreatedAt
 	p := orderPlacedPayload{EventID: eventID, Type: TopicOrderPlaced, OrderID: orderID, Number: number,
 		CheckoutID: c.ID, OwnerType: string(c.Owner.Type), Currency: c.Currency, Total: c.Total.Amount,
 		Lines: evLines, PlacedAt: created.UTC()}
