@@ -139,7 +139,9 @@ func (s *Service) run(ctx context.Context, c Checkout, method string) (Completio
 			return Completion{}, err
 		}
 	}
-	if err := s.charge(ctx, c, method); err != nil {
+	if c.PaymentIntentID == "" && c.Total.Amount == 0 {
+		// Nothing to pay (see create): no payment method is asked for or used.
+	} else if err := s.charge(ctx, c, method); err != nil {
 		return Completion{}, err
 	}
 	c.PaymentStatus = PaymentSucceeded

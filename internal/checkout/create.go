@@ -304,27 +304,31 @@ func (s *Service) create(ctx context.Context, owner Owner, id uuid.UUID, email s
 		return Checkout{}, notCreated, err
 	}
 	s.at(hookCreateAfterReserve)
-	pctx, pcancel := providerCtx(ctx)
-	// The key is derived from the checkout: a retried creation never opens a second intent.
-	intent, err := s.pay.CreateIntent(pctx, payment.CreateParams{CheckoutID: id, Amount: c.Total,
-		IdempotencyKey: "checkout-" + id.String() + "-intent"})
-	pcancel()
-	s.observe("create", err)
-	if err == nil {
-		err = intent.Verify(c.Total)
-	}
-	if err != nil {
-		// An intent that was opened is never confirmed (its client secret went nowhere),
-		// so it can never charge.
-		release(c)
-		unfreeze()
-		return Checkout{}, notCreated, unavailable(fmt.Errorf("create payment intent: %w", err))
-	}
 	c.State = StateAwaitingPayment
-	c.PaymentIntentID, c.PaymentStatus, c.ClientSecret = intent.ID, PaymentStatus(intent.Status), intent.ClientSecret
-	if c.PaymentStatus == "" {
-		c.PaymentStatus = PaymentRequiresPaymentMethod
+	if c.Total.Amount != 0 {
+		pctx, pcancel := providerCtx(ctx)
+		// The key is derived from the checkout: a retried creation never opens a second intent.
+		intent, err := s.pay.CreateIntent(pctx, payment.CreateParams{CheckoutID: id, Amount: c.Total,
+			IdempotencyKey: "checkout-" + id.String() + "-intent"})
+		pcancel()
+		s.observe("create", err)
+		if err == nil {
+			err = intent.Verify(c.Total)
+		}
+		if err != nil {
+			// An intent that was opened is never confirmed (its client secret went nowhere),
+			// so it can never charge.
+			release(c)
+			unfreeze()
+			return Checkout{}, notCreated, unavailable(fmt.Errorf("create payment intent: %w", err))
+		}
+		c.PaymentIntentID, c.PaymentStatus, c.ClientSecret = intent.ID, PaymentStatus(intent.Status), intent.ClientSecret
+		if c.PaymentStatus == "" {
+			c.PaymentStatus = PaymentRequiresPaymentMethod
+		}
 	}
+	// A checkout with nothing to pay (discounts cover it all) has no intent: a provider
+	// refuses one for zero (Stripe for anything under its minimum charge).
 	// What is left of the holds, a little less: the row's note is never later than the truth.
 	left := s.opts.HoldTTL - time.Since(reserved) - time.Second
 	row, err := s.st.insert(ctx, c, s.opts.CheckoutTTL, max(left, 0))
