@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Ap
 	}
 	a.Sessions = auth.NewSessions(rdb, a.Space, cfg.SessionTTL, cfg.SessionsPerMinute)
 	a.Sessions.SetSecret(cfg.JWTSecret)
+	a.Sessions.SetRevocations(&auth.PGRevocations{Pool: a.Pool})
 
 	a.Echo = a.newEcho()
 	if err := a.wireDomains(ctx); err != nil {

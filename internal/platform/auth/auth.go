@@ -114,7 +114,14 @@ type Sessions struct {
 
 	mu      sync.Mutex
 	checked map[string]time.Time
+
+	revocations Revocations // nil: revocations live only in Redis
 }
+
+// SetRevocations makes revocations durable: Revoke records them in r first, and a
+// session whose Redis record is missing (Redis lost it) is looked up there before its
+// record is put back, so a Redis loss does not bring a revoked session back.
+func (s *Sessions) SetRevocations(r Revocations) { s.revocations = r }
 
 // Session is a newly minted session.
 type Session struct {
@@ -257,6 +264,21 @@ func (s *Sessions) Touch(ctx context.Context, id string) error {
 	if res == 0 {
 		return ErrInvalidSession
 	}
+	if res == 2 && s.revocations != nil {
+		// Redis had lost the record and it was just put back: unless the revocation
+		// store says otherwise. If that store cannot answer, the credential stands (as
+		// it does while Redis is down) and the next check asks again.
+		revoked, err := s.revocations.Revoked(ctx, id)
+		if err != nil {
+			return err
+		}
+		if revoked {
+			if err := s.rdb.Set(ctx, s.redisKey(id), "revoked", s.ttl+time.Minute).Err(); err != nil {
+				return fmt.Errorf("restore session revocation: %w", err)
+			}
+			return ErrInvalidSession
+		}
+	}
 	s.remember(id, now)
 	return nil
 }
@@ -272,10 +294,16 @@ func (s *Sessions) remember(id string, now time.Time) {
 }
 
 // Revoke ends session id: its credentials are refused (by every replica within Recheck)
-// for as long as any of them could still be valid. A Redis loss forgets revocations.
+// for as long as any of them could still be valid. Without SetRevocations, a Redis loss
+// forgets revocations.
 func (s *Sessions) Revoke(ctx context.Context, id string) error {
 	if !rkey.ValidSessionID(id) {
 		return ErrInvalidSession
+	}
+	if s.revocations != nil {
+		if err := s.revocations.Revoke(ctx, id, s.nowFunc().Add(s.ttl+time.Minute)); err != nil {
+			return err
+		}
 	}
 	if err := s.rdb.Set(ctx, s.redisKey(id), "revoked", s.ttl+time.Minute).Err(); err != nil {
 		return fmt.Errorf("revoke session: %w", err)

@@ -159,3 +159,40 @@ func TestSessionOutlivesRedisLoss(t *testing.T) {
 		t.Fatal("the session record was not put back")
 	}
 }
+
+// With durable revocations, a revoked session stays revoked through a Redis loss: the
+// record Redis lost is not put back as live (it comes back as revoked), while a session
+// that was not revoked is put back as before.
+func TestRevocationOutlivesRedisLoss(t *testing.T) {
+	ctx := context.Background()
+	rdb := testenv.StartRedis(t).Client()
+	pool, _ := testenv.DB(t)
+	s := NewSessions(rdb, "", time.Hour, 0)
+	s.SetRevocations(&PGRevocations{Pool: pool})
+	gone, err := s.New(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.New(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(s.Recheck + time.Millisecond)
+	s.nowFunc = func() time.Time { return later }
+	e := identifyServer(s)
+	if rec := getWith(e, gone.Credential); rec.Code != 401 {
+		t.Fatalf("revoked session after a Redis loss: %d %s, want 401", rec.Code, rec.Body)
+	}
+	if v := rdb.Get(ctx, s.redisKey(gone.ID)).Val(); v != "revoked" {
+		t.Fatalf("the revoked session's record came back as %q, want revoked", v)
+	}
+	if rec := getWith(e, kept.Credential); rec.Code != 200 || rec.Body.String() != kept.ID {
+		t.Fatalf("live session after a Redis loss: %d %s, want 200", rec.Code, rec.Body)
+	}
+}
