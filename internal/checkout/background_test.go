@@ -93,11 +93,13 @@ func TestCreateReplacesAnOverdueCheckout(t *testing.T) {
 
 // TestCompleteRetakesLapsedHolds: holds that lapsed before the checkout expired are
 // taken again at completion when stock allows; when someone else bought the stock
-// meanwhile the answer is 410 and the cart is unlocked.
+// meanwhile the answer is 410 and the cart is unlocked. The holds live 1.5 s: c's hold
+// must outlive the steps between its creation and d's completion even on a loaded machine
+// (with 100 ms it could lapse first, and d would take the unit back).
 func TestCompleteRetakesLapsedHolds(t *testing.T) {
 	t.Parallel()
 	ev := newEnv(t, func(c *envConfig) {
-		c.chk.HoldTTL = 100 * time.Millisecond
+		c.chk.HoldTTL = 1500 * time.Millisecond
 		c.chk.CheckoutTTL = time.Minute
 	})
 	v := ev.variant(2, 300)
