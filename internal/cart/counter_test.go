@@ -5,10 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"commerce/internal/platform/rkey"
@@ -58,26 +56,6 @@ func newCounterEnv(t *testing.T) (*env, *redisStock, *commandCounter) {
 	cnt := &commandCounter{}
 	rdb.AddHook(cnt)
 	return e, st, cnt
-}
-
-func newEnvWithStock(t *testing.T, rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool, st Stock) *env {
-	t.Helper()
-	e := &env{rdb: rdb, space: space, pool: pool, cat: &fakeCatalog{m: map[uuid.UUID]VariantInfo{}},
-		stock: &fakeStock{m: map[uuid.UUID]int64{}}}
-	svc, err := NewService(rdb, space, pool, e.cat, st, fakePricer{}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Stop(ctx)
-	})
-	e.svc = svc
-	return e
 }
 
 // When the stock's counters live in the carts' Redis, add and set check the counter inside

@@ -129,9 +129,18 @@ func newEnv(t testing.TB) *env {
 
 func newEnvOn(t testing.TB, rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool) *env {
 	t.Helper()
+	return newEnvWithStock(t, rdb, space, pool, nil)
+}
+
+// newEnvWithStock is newEnvOn with st as the stock domain (nil: e.stock, a fake).
+func newEnvWithStock(t testing.TB, rdb redis.UniversalClient, space rkey.Space, pool *pgxpool.Pool, st Stock) *env {
+	t.Helper()
 	e := &env{rdb: rdb, space: space, pool: pool, cat: &fakeCatalog{m: map[uuid.UUID]VariantInfo{}},
 		stock: &fakeStock{m: map[uuid.UUID]int64{}}}
-	svc, err := NewService(rdb, space, pool, e.cat, e.stock, fakePricer{}, Options{})
+	if st == nil {
+		st = e.stock
+	}
+	svc, err := NewService(rdb, space, pool, e.cat, st, fakePricer{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
