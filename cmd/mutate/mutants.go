@@ -231,7 +231,7 @@ var mutants = []mutant{
 	{Name: "webhook-completes-without-claim", File: "internal/checkout/complete.go",
 		Old:  "\t\t\tvar se *stateError\n\t\t\tif !errors.As(err, &se) {\n\t\t\t\treturn Completion{}, err\n\t\t\t}\n\t\t\t// Someone else moved it first",
 		New:  "\t\t\tvar se *stateError\n\t\t\tif errors.As(err, &se) && !wait {\n\t\t\t\treturn s.run(ctx, c, method)\n\t\t\t}\n\t\t\tif !errors.As(err, &se) {\n\t\t\t\treturn Completion{}, err\n\t\t\t}\n\t\t\t// Someone else moved it first",
-		Pkgs: []string{chk}, Tests: []string{"TestConcurrentCompletes"},
+		Pkgs: []string{chk}, Tests: []string{"TestConcurrentCompletes", "TestWebhookBehindAClaimDoesNotCharge"},
 		Reason: "one claim decides: completes racing the provider's webhook capture once"},
 	{Name: "refund-key-per-call", File: "internal/payment/stripepay/stripepay.go",
 		Old: `params.SetIdempotencyKey("refund-" + rp.ID.String())`, New: `params.SetIdempotencyKey("refund-" + rp.ID.String() + time.Now().String())`,

@@ -198,3 +198,65 @@ func TestConcurrentCompletes(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookBehindAClaimDoesNotCharge: the provider's webhook reads the checkout while it
+// is still awaiting payment, and a complete claims it before the webhook does. The
+// webhook loses the claim and must leave the charge to the claimant: the money is taken
+// once, by one capture call, and one order is placed. The steps are forced in this order
+// by the provider's hook (the webhook's look at the intent starts the complete; the
+// complete's capture waits until the webhook has answered or a second capture started),
+// so the outcome does not depend on scheduling.
+func TestWebhookBehindAClaimDoesNotCharge(t *testing.T) {
+	pay := checkout.NewTestProvider()
+	pay.ManualCapture = true
+	ev := newEnv(t, func(c *envConfig) { c.pay = pay })
+	v := ev.variant(10, 1500)
+	me := customerOwner("buyer-webhook")
+	ev.add(me, v, 2)
+	co := ev.createCheckout(me)
+	if _, err := pay.ConfirmClientSide(co.PaymentIntent.ID, checkout.TokenOK); err != nil {
+		t.Fatal(err)
+	}
+	var retrieves, captures atomic.Int32
+	claimantCapturing, webhookDone, secondCapture := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	completeDone := make(chan resp, 1)
+	pay.SetHook(func(op payment.Op, _ string) {
+		switch op {
+		case payment.OpRetrieve:
+			if retrieves.Add(1) == 1 {
+				// The webhook has read the checkout (awaiting payment) and looks at the
+				// intent: now a complete claims the checkout and starts charging.
+				go func() { completeDone <- ev.do(http.MethodPost, completePath(co.ID), `{}`, ev.who(me)) }()
+				<-claimantCapturing
+			}
+		case payment.OpCapture:
+			switch captures.Add(1) {
+			case 1:
+				close(claimantCapturing)
+				select {
+				case <-webhookDone:
+				case <-secondCapture:
+				}
+			case 2:
+				close(secondCapture)
+			}
+		}
+	})
+	hook := ev.webhook(fmt.Sprintf(`{"id":"evt_behind","type":"payment_intent.succeeded","payment_intent_id":%q}`,
+		co.PaymentIntent.ID))
+	close(webhookDone)
+	done := <-completeDone
+	if hook.status != http.StatusOK || done.status != http.StatusOK {
+		t.Fatalf("webhook %d %s; complete %d %s", hook.status, hook.body, done.status, done.body)
+	}
+	if got := pay.Calls(payment.OpCapture); got != 1 {
+		t.Fatalf("%d capture calls reached the provider, want 1", got)
+	}
+	if got := pay.Captures(); got != 1 {
+		t.Fatalf("money taken %d times, want once", got)
+	}
+	if n := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, co.ID); n != 1 {
+		t.Fatalf("%d orders", n)
+	}
+	ev.wantLevels(v, 8, 8, 0)
+}
