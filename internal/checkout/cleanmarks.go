@@ -12,11 +12,12 @@ import (
 const maxMarksPerStatement = 500
 
 // cleanMarks writes the cleaned_at marks of many checkouts in few statements. A mark is
-// queued; if no other request is writing marks, the caller writes every queued mark
-// (its own and those queued meanwhile) until the queue is empty, else it returns at
-// once and the request already writing takes its mark along. Under load that is one
-// UPDATE (and one commit) per batch instead of one per checkout, and no request waits
-// for more than its own mark's statement plus those before it.
+// queued; if no other request is writing marks, the caller writes the queue (its own mark
+// and those queued meanwhile), else it returns at once and the writer takes its mark
+// along. Under load that is one UPDATE (and one commit) per batch instead of one per
+// checkout. A request writes at most writerRounds statements: if marks keep arriving, a
+// goroutine goes on writing them until the queue is empty, so no request waits on a
+// queue that other requests keep filling.
 //
 // A mark is only a record that the checkout's side effects were done: a mark that is
 // never written (a failed statement, a crash before it) leaves the checkout to the
@@ -30,6 +31,9 @@ type cleanMarks struct {
 	writing bool
 }
 
+// writerRounds bounds the statements one request writes before handing over.
+const writerRounds = 2
+
 // mark queues id and, unless another request is at it, writes the queue.
 func (c *cleanMarks) mark(ctx context.Context, id uuid.UUID) {
 	c.mu.Lock()
@@ -39,7 +43,22 @@ func (c *cleanMarks) mark(ctx context.Context, id uuid.UUID) {
 		return
 	}
 	c.writing = true
-	for len(c.pending) > 0 {
+	c.mu.Unlock()
+	if !c.drain(ctx, writerRounds) {
+		go c.drain(context.WithoutCancel(ctx), -1)
+	}
+}
+
+// drain writes queued marks, at most rounds statements (-1: until the queue is empty).
+// The caller is the writer; drain reports whether it emptied the queue, in which case it
+// is no longer the writer.
+func (c *cleanMarks) drain(ctx context.Context, rounds int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ; len(c.pending) > 0; rounds-- {
+		if rounds == 0 {
+			return false
+		}
 		n := min(len(c.pending), maxMarksPerStatement)
 		batch := c.pending[:n:n]
 		c.pending = c.pending[n:]
@@ -54,5 +73,5 @@ func (c *cleanMarks) mark(ctx context.Context, id uuid.UUID) {
 		c.mu.Lock()
 	}
 	c.writing = false
-	c.mu.Unlock()
+	return true
 }

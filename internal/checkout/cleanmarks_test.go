@@ -21,15 +21,7 @@ func TestCleanMarksBatchAndLoseNone(t *testing.T) {
 	ctx := context.Background()
 	st := store{pool: pool}
 	const n = 64
-	ids := make([]uuid.UUID, n)
-	for i := range ids {
-		ids[i] = uuid.Must(uuid.NewV7())
-		if _, err := pool.Exec(ctx, `INSERT INTO checkouts (id, cart_key, owner_type, owner_id, state, lines,
-	applied_discounts, currency, subtotal, discount_total, total, discount_version, version, expires_at)
-VALUES ($1, $2, 'session', $2, 'completed', '[]', '[]', 'USD', 0, 0, 0, 0, 3, now())`, ids[i], "s-"+ids[i].String()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ids := insertFinalCheckouts(t, st, n)
 	var statements atomic.Int64
 	c := &cleanMarks{log: slog.Default(), write: func(ctx context.Context, batch []uuid.UUID) error {
 		statements.Add(1)
@@ -45,15 +37,73 @@ VALUES ($1, $2, 'session', $2, 'completed', '[]', '[]', 'USD', 0, 0, 0, 0, 3, no
 		}()
 	}
 	wg.Wait()
-	var left int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM checkouts WHERE id = ANY($1) AND cleaned_at IS NULL`, ids).Scan(&left); err != nil {
-		t.Fatal(err)
-	}
-	if left != 0 {
-		t.Fatalf("%d of %d checkouts not marked after every caller returned", left, n)
-	}
+	allMarked(t, st, ids)
 	if s := statements.Load(); s >= n/2 {
 		t.Errorf("%d statements for %d concurrent marks, want batches", s, n)
 	}
 	t.Logf("%d marks in %d statements", n, statements.Load())
+}
+
+// insertFinalCheckouts inserts n completed checkouts and returns their ids.
+func insertFinalCheckouts(t *testing.T, st store, n int) []uuid.UUID {
+	t.Helper()
+	ids := make([]uuid.UUID, n)
+	for i := range ids {
+		ids[i] = uuid.Must(uuid.NewV7())
+		if _, err := st.pool.Exec(context.Background(), `INSERT INTO checkouts (id, cart_key, owner_type, owner_id, state, lines,
+	applied_discounts, currency, subtotal, discount_total, total, discount_version, version, expires_at)
+VALUES ($1, $2, 'session', $2, 'completed', '[]', '[]', 'USD', 0, 0, 0, 0, 3, now())`, ids[i], "s-"+ids[i].String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// allMarked waits (up to 10 s: a writer may still be at the queue's tail) until every
+// checkout of ids is marked cleaned.
+func allMarked(t *testing.T, st store, ids []uuid.UUID) {
+	t.Helper()
+	var left int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := st.pool.QueryRow(context.Background(), `SELECT count(*) FROM checkouts WHERE id = ANY($1) AND cleaned_at IS NULL`,
+			ids).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d checkouts never marked", left, len(ids))
+		}
+	}
+}
+
+// A request that writes marks is not held by a queue that other requests keep filling: it
+// writes at most writerRounds statements, and the marks queued after that are still
+// written (by the writer it hands over to).
+func TestCleanMarksWriterIsNotHeldByOthers(t *testing.T) {
+	pool, _ := testenv.DB(t)
+	ctx := context.Background()
+	st := store{pool: pool}
+	ids := insertFinalCheckouts(t, st, 41)
+	var statements atomic.Int64
+	c := &cleanMarks{log: slog.Default(), write: func(ctx context.Context, batch []uuid.UUID) error {
+		statements.Add(1)
+		time.Sleep(5 * time.Millisecond)
+		return st.markCleaned(ctx, batch)
+	}}
+	feeding := make(chan struct{})
+	go func() { // other requests, one mark a millisecond, for longer than many statements
+		defer close(feeding)
+		for _, id := range ids[1:] {
+			c.mark(ctx, id)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	c.mark(ctx, ids[0]) // the first: the queue is empty, so this request writes
+	if s := statements.Load(); s > writerRounds {
+		t.Fatalf("the first request wrote %d statements before it returned, want at most %d", s, writerRounds)
+	}
+	<-feeding
+	allMarked(t, st, ids)
 }
