@@ -305,6 +305,8 @@ func (s *Service) create(ctx context.Context, owner Owner, id uuid.UUID, email s
 	}
 	s.at(hookCreateAfterReserve)
 	c.State = StateAwaitingPayment
+	// A checkout with nothing to pay (discounts cover it all) has no intent: a provider
+	// refuses one for zero (Stripe for anything under its minimum charge).
 	if c.Total.Amount != 0 {
 		pctx, pcancel := providerCtx(ctx)
 		// The key is derived from the checkout: a retried creation never opens a second intent.
@@ -327,8 +329,6 @@ func (s *Service) create(ctx context.Context, owner Owner, id uuid.UUID, email s
 			c.PaymentStatus = PaymentRequiresPaymentMethod
 		}
 	}
-	// A checkout with nothing to pay (discounts cover it all) has no intent: a provider
-	// refuses one for zero (Stripe for anything under its minimum charge).
 	// What is left of the holds, a little less: the row's note is never later than the truth.
 	left := s.opts.HoldTTL - time.Since(reserved) - time.Second
 	row, err := s.st.insert(ctx, c, s.opts.CheckoutTTL, max(left, 0))

@@ -267,9 +267,13 @@ func (s *Sessions) Touch(ctx context.Context, id string) error {
 	if res == 2 && s.revocations != nil {
 		// Redis had lost the record and it was just put back: unless the revocation
 		// store says otherwise. If that store cannot answer, the credential stands (as
-		// it does while Redis is down) and the next check asks again.
+		// it does while Redis is down), and the record put back is taken out again so
+		// that the next check asks again.
 		revoked, err := s.revocations.Revoked(ctx, id)
 		if err != nil {
+			if derr := s.rdb.Del(ctx, s.redisKey(id)).Err(); derr != nil {
+				return fmt.Errorf("%w (and the record put back stays: %w)", err, derr)
+			}
 			return err
 		}
 		if revoked {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -194,5 +195,56 @@ func TestRevocationOutlivesRedisLoss(t *testing.T) {
 	}
 	if rec := getWith(e, kept.Credential); rec.Code != 200 || rec.Body.String() != kept.ID {
 		t.Fatalf("live session after a Redis loss: %d %s, want 200", rec.Code, rec.Body)
+	}
+}
+
+// flakyRevocations answers Revoked with an error while down, else from its set.
+type flakyRevocations struct {
+	down    bool
+	revoked map[string]bool
+}
+
+func (f *flakyRevocations) Revoke(_ context.Context, id string, _ time.Time) error {
+	f.revoked[id] = true
+	return nil
+}
+
+func (f *flakyRevocations) Revoked(context.Context, string) (bool, error) {
+	if f.down {
+		return false, errors.New("revocation store unreachable")
+	}
+	return true, nil
+}
+
+// When the revocation store cannot answer for a record Redis lost, the credential stands
+// for that request, but the record is not left behind as live: the next check asks the
+// store again and refuses the revoked session.
+func TestRevocationAskedAgainAfterTheStoreFailed(t *testing.T) {
+	ctx := context.Background()
+	rdb := testenv.StartRedis(t).Client()
+	s := NewSessions(rdb, "", time.Hour, 0)
+	store := &flakyRevocations{revoked: map[string]bool{}}
+	s.SetRevocations(store)
+	sess, err := s.New(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Revoke(ctx, sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	store.down = true
+	e := identifyServer(s)
+	if rec := getWith(e, sess.Credential); rec.Code != 200 {
+		t.Fatalf("while the store is down: %d %s, want 200 (the credential stands)", rec.Code, rec.Body)
+	}
+	if n := rdb.Exists(ctx, s.redisKey(sess.ID)).Val(); n != 0 {
+		t.Fatal("the record was left as live while the store could not answer")
+	}
+	store.down = false
+	if rec := getWith(e, sess.Credential); rec.Code != 401 {
+		t.Fatalf("once the store answers: %d %s, want 401", rec.Code, rec.Body)
 	}
 }
