@@ -146,7 +146,7 @@ var mutants = []mutant{
 		Pkgs: []string{chk}, Tests: []string{"TestFreeCheckoutNeedsNoPayment"},
 		Reason: "a checkout with nothing to pay opens no payment intent (a provider refuses one for zero)"},
 	{Name: "clean-marks-no-handover", File: "internal/checkout/cleanmarks.go",
-		Old: "go c.drain(context.WithoutCancel(ctx), -1)", New: "_ = 0",
+		Old: "go c.handedOver()", New: "_ = 0",
 		Pkgs: []string{chk}, Tests: []string{"TestCleanMarksBatchAndLoseNone", "TestCleanMarksWriterIsNotHeldByOthers"},
 		Reason: "a cleanup mark queued behind another request's statements is written, however long the queue"},
 	{Name: "clean-marks-writer-unbounded", File: "internal/checkout/cleanmarks.go",

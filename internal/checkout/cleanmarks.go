@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -45,11 +46,27 @@ func (c *cleanMarks) mark(ctx context.Context, id uuid.UUID) {
 	c.writing = true
 	c.mu.Unlock()
 	if !c.drain(ctx, writerRounds) {
-		go c.drain(context.WithoutCancel(ctx), -1)
+		go c.handedOver()
 	}
 }
 
-// drain writes queued marks, at most rounds statements (-1: until the queue is empty).
+// handedOver drains the queue for a request that stopped writing: on its own context
+// (nothing of that request's), each statement bounded by markTimeout.
+func (c *cleanMarks) handedOver() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), markTimeout)
+		done := c.drain(ctx, 1)
+		cancel()
+		if done {
+			return
+		}
+	}
+}
+
+// markTimeout bounds one statement of a handed-over queue.
+const markTimeout = 30 * time.Second
+
+// drain writes queued marks, at most rounds statements.
 // The caller is the writer; drain reports whether it emptied the queue, in which case it
 // is no longer the writer.
 func (c *cleanMarks) drain(ctx context.Context, rounds int) bool {
