@@ -82,6 +82,8 @@ func (s *Service) Create(ctx context.Context, owner Owner, email string) (Checko
 		s.m.created.WithLabelValues("insufficient_stock").Inc()
 	case errors.Is(err, ErrCartEmpty):
 		s.m.created.WithLabelValues("cart_empty").Inc()
+	case errors.As(err, new(*ValidationError)):
+		s.m.created.WithLabelValues("below_minimum").Inc()
 	case errors.Is(err, ErrInProgress):
 		s.m.created.WithLabelValues("in_progress").Inc()
 	default:
@@ -322,6 +324,12 @@ func (s *Service) create(ctx context.Context, owner Owner, id uuid.UUID, email s
 			// so it can never charge.
 			release(c)
 			unfreeze()
+			if errors.Is(err, payment.ErrAmountTooSmall) {
+				// The cart's total is under the smallest charge the provider takes: the
+				// shopper can add to the cart, so it is the caller's to fix, not an outage.
+				return Checkout{}, notCreated, &ValidationError{Fields: map[string]string{
+					"total": "is below the smallest amount the payment provider can charge; add to the cart"}}
+			}
 			return Checkout{}, notCreated, unavailable(fmt.Errorf("create payment intent: %w", err))
 		}
 		c.PaymentIntentID, c.PaymentStatus, c.ClientSecret = intent.ID, PaymentStatus(intent.Status), intent.ClientSecret

@@ -26,7 +26,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_checkout_create_total",
-			Help: "POST /v1/checkouts outcomes: created, existing, insufficient_stock, cart_empty, in_progress, error."},
+			Help: "POST /v1/checkouts outcomes: created, existing, insufficient_stock, cart_empty, below_minimum, in_progress, error."},
 			[]string{"outcome"}),
 		completes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_checkout_complete_total",
 			Help: "Checkout completions by outcome: ok, declined, expired, conflict, error."}, []string{"outcome"}),
@@ -48,12 +48,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "commerce_outbox_published_total",
 			Help: "Outbox events published to the order events stream."}),
 		provider: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_payment_provider_calls_total",
-			Help: "Payment provider calls by operation and outcome (ok, declined, requires_action, invalid_state, not_found, invalid, unavailable)."},
+			Help: "Payment provider calls by operation and outcome (ok, declined, requires_action, invalid_state, not_found, invalid, amount_too_small, unavailable)."},
 			[]string{"op", "outcome"}),
 		amountMismatch: prometheus.NewCounter(prometheus.CounterOpts{Name: "commerce_payment_amount_mismatch_total",
 			Help: "Payment intents whose amount or currency differed from the checkout total (no order placed, refunded, flagged)."}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commerce_payment_actions_total",
-			Help: "Refunds and voids by kind and outcome at the provider (confirmed, failed, retry)."},
+			Help: "Refunds and voids by kind and outcome at the provider (confirmed, failed, retry, accepted, still_pending)."},
 			[]string{"kind", "outcome"}),
 	}
 	if reg == nil {

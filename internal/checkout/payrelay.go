@@ -17,6 +17,11 @@ import (
 // actionLease: a relay that claimed an action and died leaves it for this long.
 const actionLease = time.Minute
 
+// pendingPoll is how long after the provider accepted a refund (pending) the relay first
+// asks how it ended; later polls back off up to ten minutes. The provider's webhook
+// usually reports the end sooner, and a lost webhook costs only this wait.
+const pendingPoll = time.Minute
+
 // RelayPayments carries out pending refunds and voids at the provider until it confirms
 // each (the action id is the idempotency key: a retry never acts twice). It returns how
 // many actions it settled or handed to the provider.
@@ -108,6 +113,9 @@ func (s *Service) execute(ctx context.Context, a action) (bool, error) {
 			return retry(err)
 		}
 	}
+	if a.ProviderRef != "" {
+		return s.pollRefund(ctx, a, retry, settle)
+	}
 	pctx, cancel := providerCtx(ctx)
 	r, err := s.pay.Refund(pctx, payment.RefundParams{ID: a.ID, IntentID: a.IntentID, Amount: a.Amount, Reason: a.Reason})
 	cancel()
@@ -120,9 +128,9 @@ func (s *Service) execute(ctx context.Context, a action) (bool, error) {
 		case payment.RefundFailed, payment.RefundCanceled:
 			return settle("failed", r.ProviderID, "the provider reports the refund "+string(r.Status))
 		default:
-			// Accepted; refund.updated reports the end. The relay stops calling.
+			// Accepted: refund.updated or the relay's poll reports the end.
 			s.at(hookRefundCalled)
-			if err := s.st.acceptAction(ctx, a.ID, r.ProviderID); err != nil {
+			if err := s.st.acceptAction(ctx, a.ID, r.ProviderID, pendingPoll); err != nil {
 				return false, err
 			}
 			s.m.actions.WithLabelValues(a.Kind, "accepted").Inc()
@@ -133,6 +141,33 @@ func (s *Service) execute(ctx context.Context, a action) (bool, error) {
 	default:
 		return retry(err)
 	}
+}
+
+// pollRefund asks the provider how a refund it accepted (pending) ended, and records the
+// end; a refund still pending is asked about again after a backoff. done is true once
+// the end is recorded.
+func (s *Service) pollRefund(ctx context.Context, a action, retry func(error) (bool, error),
+	settle func(status, ref, lastErr string) (bool, error)) (bool, error) {
+	pctx, cancel := providerCtx(ctx)
+	r, err := s.pay.RetrieveRefund(pctx, a.ProviderRef)
+	cancel()
+	s.observe("retrieve_refund", err)
+	if err != nil {
+		// ErrNotFound included: the provider named this refund itself, so an answer that it
+		// does not know it is not taken as its end; the action stays pending, with the error.
+		return retry(err)
+	}
+	switch r.Status {
+	case payment.RefundSucceeded:
+		return settle("succeeded", a.ProviderRef, "")
+	case payment.RefundFailed, payment.RefundCanceled:
+		return settle("failed", a.ProviderRef, "the provider reports the refund "+string(r.Status))
+	}
+	s.m.actions.WithLabelValues(a.Kind, "still_pending").Inc()
+	if err := s.st.acceptAction(ctx, a.ID, a.ProviderRef, max(pendingPoll, backoff(a.Attempts))); err != nil {
+		return false, err
+	}
+	return false, nil
 }
 
 // refundUpdated records the provider's report on a refund (refund.updated).

@@ -217,16 +217,18 @@ ORDER BY created_at DESC LIMIT $1`, limit)
 	return out, rows.Err()
 }
 
-// claimAction leases a pending action the provider has not confirmed (id: that one,
-// uuid.Nil: the most overdue one) for lease: a relay that dies mid-call leaves it to be
-// retried after the lease. ok is false when there is none.
+// claimAction leases a pending action the provider has not confirmed (id: that one, if
+// the provider has not accepted it yet; uuid.Nil: the most overdue one, an accepted
+// refund whose next poll is due included) for lease: a relay that dies mid-call leaves it
+// to be retried after the lease. ok is false when there is none.
 func (s store) claimAction(ctx context.Context, id uuid.UUID, lease time.Duration) (action, bool, error) {
 	a, err := scanAction(s.pool.QueryRow(ctx, `
 UPDATE payment_actions SET attempts = attempts + 1, updated_at = now(),
 	next_attempt_at = now() + $2 * interval '1 millisecond'
 WHERE id = (SELECT id FROM payment_actions
-	WHERE status = 'pending' AND provider_ref IS NULL
-		AND (id = $1 OR ($1 = '00000000-0000-0000-0000-000000000000'::uuid AND next_attempt_at <= now()))
+	WHERE status = 'pending'
+		AND ((id = $1 AND provider_ref IS NULL)
+			OR ($1 = '00000000-0000-0000-0000-000000000000'::uuid AND next_attempt_at <= now()))
 	ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING `+actionCols, id, ms(lease)))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -359,10 +361,12 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, topic string, orderID uuid.UUI
 }
 
 // acceptAction records that the provider accepted the action (providerRef) without
-// settling it yet: the relay stops calling; the provider's webhook reports the end.
-func (s store) acceptAction(ctx context.Context, id uuid.UUID, providerRef string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE payment_actions SET provider_ref = $2, last_error = NULL, updated_at = now()
-WHERE id = $1 AND status = 'pending'`, id, providerRef)
+// settling it yet: the relay stops asking for it, and asks how it ended after poll
+// instead (the provider's webhook may report the end first).
+func (s store) acceptAction(ctx context.Context, id uuid.UUID, providerRef string, poll time.Duration) error {
+	_, err := s.pool.Exec(ctx, `UPDATE payment_actions SET provider_ref = $2, last_error = NULL, updated_at = now(),
+	next_attempt_at = now() + $3 * interval '1 millisecond'
+WHERE id = $1 AND status = 'pending'`, id, providerRef, ms(poll))
 	if err != nil {
 		return fmt.Errorf("payment action %s: %w", id, err)
 	}

@@ -44,6 +44,9 @@ var (
 	// ErrInvalid: the provider refused the request as malformed (a bug or a bad
 	// payment method id), not a decline.
 	ErrInvalid = errors.New("payment: invalid request")
+	// ErrAmountTooSmall: the amount is below the smallest charge the provider takes in
+	// that currency (Stripe: 0.50 USD or EUR, 0.30 GBP, ...). Nothing was opened.
+	ErrAmountTooSmall = errors.New("payment: amount below the provider's minimum charge")
 )
 
 // Status is a payment intent's status, as Stripe names them.
@@ -183,6 +186,10 @@ type Provider interface {
 	Refund(ctx context.Context, p RefundParams) (Refund, error)
 	// Retrieve returns the provider's current view of the intent.
 	Retrieve(ctx context.Context, intentID string) (Intent, error)
+	// RetrieveRefund returns the provider's current view of a refund, by the provider's
+	// own refund id (a refund it answered pending is polled this way until it ends).
+	// Errors: ErrNotFound, ErrUnavailable.
+	RetrieveRefund(ctx context.Context, providerRefundID string) (Refund, error)
 }
 
 // Outcome classifies a provider error for metrics and logs.
@@ -200,6 +207,8 @@ func Outcome(err error) string {
 		return "not_found"
 	case errors.Is(err, ErrInvalid):
 		return "invalid"
+	case errors.Is(err, ErrAmountTooSmall):
+		return "amount_too_small"
 	default:
 		return "unavailable"
 	}

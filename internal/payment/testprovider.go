@@ -31,6 +31,8 @@ const (
 	OpCancel   Op = "cancel"
 	OpRefund   Op = "refund"
 	OpRetrieve Op = "retrieve"
+	// OpRetrieveRefund is RetrieveRefund.
+	OpRetrieveRefund Op = "retrieve_refund"
 )
 
 // Failure is a scripted failure of the next call of an operation.
@@ -54,6 +56,12 @@ type TestProvider struct {
 	// ManualCapture makes confirmation authorize only (requires_capture); Capture then
 	// takes the money.
 	ManualCapture bool
+	// PendingRefunds makes every new refund start pending, as a bank transfer's does at
+	// Stripe; SettleRefund ends it later.
+	PendingRefunds bool
+	// MinAmount, when positive, is the smallest intent it opens (a smaller one is
+	// ErrAmountTooSmall, as Stripe refuses a charge under its minimum).
+	MinAmount int64
 
 	mu       sync.Mutex
 	intents  map[string]*testIntent
@@ -200,6 +208,10 @@ func (p *TestProvider) CreateIntent(_ context.Context, cp CreateParams) (Intent,
 	defer p.mu.Unlock()
 	if r, ok := p.replies[cp.IdempotencyKey]; ok && cp.IdempotencyKey != "" {
 		return p.after(OpCreate, f, r.in, r.err)
+	}
+	if cp.Amount.Amount < p.MinAmount {
+		return Intent{}, fmt.Errorf("test provider: intent of %d is under the minimum %d: %w",
+			cp.Amount.Amount, p.MinAmount, ErrAmountTooSmall)
 	}
 	id, err := newID("pi_")
 	if err != nil {
@@ -378,11 +390,55 @@ func (p *TestProvider) Refund(_ context.Context, rp RefundParams) (Refund, error
 	}
 	ti.refunded += rp.Amount.Amount
 	r := Refund{ProviderID: pid, RefundID: rp.ID.String(), IntentID: rp.IntentID, Amount: rp.Amount, Status: RefundSucceeded}
+	if p.PendingRefunds {
+		r.Status = RefundPending
+	}
 	p.refunds[rp.ID.String()] = r
 	if f == FailAfter {
 		return Refund{}, fmt.Errorf("test provider refund (reply lost): %w", ErrUnavailable)
 	}
 	return r, nil
+}
+
+// SettleRefund ends a pending refund (by the provider's refund id) with status, as the
+// bank's answer would; a failed or canceled refund gives its amount back to the intent.
+// It reports whether it found the refund pending.
+func (p *TestProvider) SettleRefund(providerID string, status RefundStatus) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, r := range p.refunds {
+		if r.ProviderID != providerID || r.Status != RefundPending {
+			continue
+		}
+		r.Status = status
+		p.refunds[k] = r
+		if status == RefundFailed || status == RefundCanceled {
+			if ti := p.intents[r.IntentID]; ti != nil {
+				ti.refunded -= r.Amount.Amount
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// RetrieveRefund returns a refund as the provider sees it, by the provider's refund id.
+func (p *TestProvider) RetrieveRefund(_ context.Context, providerID string) (Refund, error) {
+	f, err := p.begin(OpRetrieveRefund, providerID)
+	if err != nil {
+		return Refund{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.refunds {
+		if r.ProviderID == providerID {
+			if f == FailAfter {
+				return Refund{}, fmt.Errorf("test provider retrieve refund (reply lost): %w", ErrUnavailable)
+			}
+			return r, nil
+		}
+	}
+	return Refund{}, fmt.Errorf("refund %q: %w", providerID, ErrNotFound)
 }
 
 // Retrieve returns the intent as the provider sees it.

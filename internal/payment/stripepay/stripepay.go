@@ -154,6 +154,15 @@ func (p *Provider) Retrieve(ctx context.Context, intentID string) (payment.Inten
 	return toIntent(pi), nil
 }
 
+// RetrieveRefund returns the refund as Stripe sees it, by Stripe's refund id (re_...).
+func (p *Provider) RetrieveRefund(ctx context.Context, providerRefundID string) (payment.Refund, error) {
+	r, err := p.c.V1Refunds.Retrieve(ctx, providerRefundID, nil)
+	if err != nil {
+		return payment.Refund{}, mapError("retrieve refund", err)
+	}
+	return toRefund(r), nil
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -217,6 +226,8 @@ func mapError(op string, err error) error {
 		return fmt.Errorf("%s: %w", msg, payment.ErrUnavailable)
 	case se.Type == stripe.ErrorTypeCard:
 		return fmt.Errorf("%s: %w", msg, payment.ErrDeclined)
+	case se.Code == stripe.ErrorCodeAmountTooSmall:
+		return fmt.Errorf("%s: %w", msg, payment.ErrAmountTooSmall)
 	case se.Code == stripe.ErrorCodePaymentIntentUnexpectedState:
 		return fmt.Errorf("%s: %w", msg, payment.ErrInvalidState)
 	case se.Code == stripe.ErrorCodeResourceMissing || se.HTTPStatusCode == http.StatusNotFound:

@@ -87,6 +87,10 @@ func TestAgainstStripeMock(t *testing.T) {
 	if r.ProviderID == "" || r.Status == "" {
 		t.Fatalf("refund answered %+v", r)
 	}
+	got2, err := p.RetrieveRefund(ctx, r.ProviderID)
+	if err != nil || got2.ProviderID != r.ProviderID || got2.Status == "" {
+		t.Fatalf("retrieve refund %s: %+v, %v", r.ProviderID, got2, err)
+	}
 }
 
 // TestStripeMockErrorsMapToUnknownOrInvalid: an unknown intent id is a 404 at Stripe.
@@ -198,6 +202,17 @@ func TestErrorMapping(t *testing.T) {
 			t.Errorf("status %d %s: got %v, want %v", c.status, c.body, err, c.want)
 		}
 	}
+	// A total under Stripe's minimum charge is refused when the intent is created: it is
+	// ErrAmountTooSmall (the caller's to fix), not an outage or an internal fault.
+	rec := &recorder{status: 400, body: `{"error":{"type":"invalid_request_error","code":"amount_too_small","param":"amount","message":"Amount must be at least $0.50 usd"}}`}
+	small := httptest.NewServer(rec)
+	ps, _ := stripepay.New(stripepay.Config{SecretKey: "sk_test_x", APIBase: small.URL, MaxNetworkRetries: -1})
+	_, err := ps.CreateIntent(context.Background(), payment.CreateParams{CheckoutID: uuid.New(), Amount: money.New(30, "USD"),
+		IdempotencyKey: "k"})
+	small.Close()
+	if !errors.Is(err, payment.ErrAmountTooSmall) || errors.Is(err, payment.ErrUnavailable) {
+		t.Errorf("amount_too_small: got %v, want ErrAmountTooSmall", err)
+	}
 	// Nothing listening: the outcome is unknown.
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
@@ -207,11 +222,11 @@ func TestErrorMapping(t *testing.T) {
 		t.Errorf("unreachable: %v, want ErrUnavailable", err)
 	}
 	// A 3-D Secure answer is an ActionError with what the storefront needs.
-	rec := &recorder{status: 200, body: `{"id":"pi_1","object":"payment_intent","status":"requires_action","amount":100,"currency":"usd","client_secret":"pi_1_secret","next_action":{"type":"use_stripe_sdk"}}`}
+	rec = &recorder{status: 200, body: `{"id":"pi_1","object":"payment_intent","status":"requires_action","amount":100,"currency":"usd","client_secret":"pi_1_secret","next_action":{"type":"use_stripe_sdk"}}`}
 	srv2 := httptest.NewServer(rec)
 	defer srv2.Close()
 	p2, _ := stripepay.New(stripepay.Config{SecretKey: "sk_test_x", APIBase: srv2.URL, MaxNetworkRetries: -1})
-	_, err := p2.Confirm(context.Background(), "pi_1", "pm_card_threeDSecure2Required", "k")
+	_, err = p2.Confirm(context.Background(), "pi_1", "pm_card_threeDSecure2Required", "k")
 	var ae *payment.ActionError
 	if !errors.As(err, &ae) || ae.Intent.ClientSecret != "pi_1_secret" || ae.Intent.NextAction == nil {
 		t.Fatalf("requires_action: %v", err)
