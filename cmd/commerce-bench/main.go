@@ -4,7 +4,7 @@
 // it over loopback HTTP, and writes bench/results/latest.{json,md}.
 //
 //	commerce-bench [--quick] [--out DIR] [--duration D] [--products N] [--concurrency N]
-//	               [--only STEPS] [--cpuprofile FILE [--profile-step STEP]]
+//	               [--only STEPS] [--cpuprofile FILE [--profile-step STEP]] [--pprof ADDR]
 //
 // BENCH_QUICK=1 in the environment (what `make bench BENCH_QUICK=1` sets) selects the run
 // that completes in about a minute. It exits 1 when any step failed or any figure had
@@ -16,11 +16,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with --pprof
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 
@@ -56,8 +60,19 @@ func run(ctx context.Context, args []string) error {
 	only := fs.String("only", "", "comma-separated steps to run: "+strings.Join(bench.StepNames, ","))
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (service and generator) to this file")
 	profileStep := fs.String("profile-step", "", "with --cpuprofile: profile only this step (a name of --only)")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (block and mutex profiles on) while the run lasts")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		if !strings.HasPrefix(*pprofAddr, "127.0.0.1:") && !strings.HasPrefix(*pprofAddr, "localhost:") {
+			return fmt.Errorf("--pprof must be a loopback address (127.0.0.1:PORT)")
+		}
+		runtime.SetBlockProfileRate(10_000) // one sample per 10 µs blocked
+		runtime.SetMutexProfileFraction(10)
+		srv := &http.Server{Addr: *pprofAddr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.ListenAndServe() }()
+		defer srv.Close()
 	}
 	opt := bench.DefaultOptions(*quick)
 	opt.OutDir = *out

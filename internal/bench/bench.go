@@ -66,7 +66,7 @@ func DefaultOptions(quick bool) Options {
 			Scale: defaultScale(true)}
 	}
 	return Options{OutDir: "bench/results", Concurrency: 64, Phase: 10 * time.Second, Warmup: time.Second,
-		Products: 10000, VariantsPer: 2, FlashShoppers: 5000, FlashStock: 1000, CreationShoppers: 15000,
+		Products: 10000, VariantsPer: 2, FlashShoppers: 5000, FlashStock: 1000, CreationShoppers: 10000,
 		CartsPerWorker: 8, RedisBenchmarkN: 300000, Deadline: 25 * time.Minute, Scale: defaultScale(false)}
 }
 
