@@ -25,13 +25,21 @@ import (
 // at it after CompleteWait, or the checkout is being created); dependency failures
 // wrapped with fault.ErrUnavailable.
 func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, method string) (Completion, error) {
-	start := time.Now()
-	ctx, cancel := detach(ctx)
-	defer cancel()
 	c, err := s.Get(ctx, who, id)
 	if err != nil {
 		return Completion{}, err
 	}
+	return s.CompleteSeen(ctx, c, method)
+}
+
+// CompleteSeen is Complete of checkout c as Get (or Completed) just returned it to its
+// owner, which saves reading it again. c may be stale by now: every transition is a
+// compare-and-set on its version, so a checkout someone else moved meanwhile is read
+// again and answered as it is.
+func (s *Service) CompleteSeen(ctx context.Context, c Checkout, method string) (Completion, error) {
+	start := time.Now()
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	res, err := s.complete(ctx, c, method, true)
 	outcome := "ok"
 	switch {
@@ -55,14 +63,15 @@ func (s *Service) Complete(ctx context.Context, who Identity, id uuid.UUID, meth
 }
 
 // Completed returns the completion of checkout id when who owns it and it is completed
-// (its order exists), else false. Errors: those of Get.
-func (s *Service) Completed(ctx context.Context, who Identity, id uuid.UUID) (Completion, bool, error) {
+// (its order exists), else false; seen is the checkout as read (for CompleteSeen), valid
+// when err is nil. Errors: those of Get.
+func (s *Service) Completed(ctx context.Context, who Identity, id uuid.UUID) (done Completion, seen Checkout, ok bool, err error) {
 	c, err := s.Get(ctx, who, id)
 	if err != nil || c.State != StateCompleted {
-		return Completion{}, false, err
+		return Completion{}, c, false, err
 	}
 	res, err := s.completion(ctx, c)
-	return res, err == nil, err
+	return res, c, err == nil, err
 }
 
 // complete runs or waits for the completion of c. When wait is false (a webhook), a
@@ -237,10 +246,17 @@ func (s *Service) retake(ctx context.Context, c Checkout) error {
 	return ErrExpired
 }
 
-// backToAwaiting undoes the completing claim after a failure before anything was charged
-// or committed, and returns err.
+// backToAwaiting undoes the completing claim after a failure before the sale was
+// committed, and returns err. A payment that went through (c.PaymentStatus) is recorded
+// with it, so the checkout shows it paid while it waits for the next complete (which
+// does not charge again: it retrieves the intent first).
 func (s *Service) backToAwaiting(ctx context.Context, c Checkout, err error) error {
-	s.revert(ctx, c, change{holdsLapsed: true})
+	ch := change{holdsLapsed: true}
+	if c.PaymentStatus == PaymentSucceeded {
+		paid := PaymentSucceeded
+		ch.paymentStatus = &paid
+	}
+	s.revert(ctx, c, ch)
 	return err
 }
 

@@ -194,15 +194,23 @@ func (h *Handler) complete(c echo.Context) error {
 	// A checkout that has its order answers 200 with it, whatever state an
 	// Idempotency-Key is in (in flight, stored, or used with another body): a retry after
 	// a crash past the order's commit, its key still in flight, gets the order at once.
-	if done, ok, err := h.svc.Completed(c.Request().Context(), identityOf(c), id); err == nil && ok {
+	done, seen, ok, err := h.svc.Completed(c.Request().Context(), identityOf(c), id)
+	if err == nil && ok {
 		if _, keyed := c.Request().Header[HeaderIdempotencyKey]; keyed {
 			c.Response().Header().Set(HeaderReplayed, "true")
 		}
 		return c.JSON(http.StatusOK, completionJSON{Checkout: toCheckoutJSON(done.Checkout), Order: toOrderJSON(done.Order)})
 	}
+	read := err == nil
 	fp := "complete\x00" + id.String() + "\x00" + method
 	return h.idempotent(c, scopeComplete, owner, fp, func(ctx context.Context) (int, any, error) {
-		res, err := h.svc.Complete(ctx, identityOf(c), id, method)
+		var res Completion
+		var err error
+		if read {
+			res, err = h.svc.CompleteSeen(ctx, seen, method)
+		} else {
+			res, err = h.svc.Complete(ctx, identityOf(c), id, method)
+		}
 		if err != nil {
 			return 0, nil, err
 		}

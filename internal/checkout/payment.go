@@ -104,9 +104,9 @@ func (s *Service) charge(ctx context.Context, c Checkout, method string) error {
 			if err := in.Verify(c.Total); err != nil {
 				return s.mismatch(ctx, c, in, err)
 			}
-			if err := s.st.setPaymentStatus(ctx, c.ID, PaymentSucceeded, StateCompleting); err != nil {
-				return err
-			}
+			// Recorded by the sale's transaction, or by the revert if the sale fails
+			// (backToAwaiting); a crash in between leaves it to the provider, which
+			// recovery asks.
 			return nil
 		case payment.StatusRequiresCapture:
 			if err := in.Verify(c.Total); err != nil {

@@ -116,3 +116,51 @@ func TestTotalUnderProviderMinimumIs422(t *testing.T) {
 	}
 	ev.wantLevels(v, 5, 3, 2)
 }
+
+// A completion whose payment went through but whose sale transaction fails (here a
+// trigger refuses the order once, with disk_full) goes back to awaiting_payment showing the payment as
+// succeeded, with its holds intact; the next complete places the order without charging
+// again.
+func TestPaidCompletionWhoseSaleFailsStaysPaid(t *testing.T) {
+	t.Parallel()
+	ev := newEnv(t)
+	v := ev.variant(5, 1200)
+	me := customerOwner("unlucky-" + uuid.NewString()[:6])
+	ev.add(me, v, 1)
+	co := ev.createCheckout(me)
+	if _, err := ev.pool.Exec(ev.ctx, `
+CREATE SEQUENCE refuse_orders; -- nextval is not rolled back: only the first order is refused
+CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF nextval('refuse_orders') = 1 THEN
+		RAISE EXCEPTION 'the test stands in for a full disk' USING ERRCODE = '53100';
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_order BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse_order();`); err != nil {
+		t.Fatal(err)
+	}
+	r := ev.do(http.MethodPost, completePath(co.ID), tokOK, ev.who(me))
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("complete whose sale fails: %d %s", r.status, r.body)
+	}
+	if n := ev.pay.Captures(); n != 1 {
+		t.Fatalf("%d captures, want 1", n)
+	}
+	got := ev.do(http.MethodGet, "/v1/checkouts/"+co.ID.String(), "", ev.who(me)).json(t)
+	intent, _ := got["payment_intent"].(map[string]any)
+	if got["state"] != "awaiting_payment" || intent == nil || intent["status"] != "succeeded" {
+		t.Fatalf("after the failed sale: %v", got)
+	}
+	if n := ev.count(`SELECT count(*) FROM orders WHERE checkout_id = $1`, co.ID); n != 0 {
+		t.Fatalf("%d orders after the failed sale", n)
+	}
+	r = ev.do(http.MethodPost, completePath(co.ID), tokOK, ev.who(me))
+	if r.status != http.StatusOK {
+		t.Fatalf("complete again: %d %s", r.status, r.body)
+	}
+	if n := ev.pay.Captures(); n != 1 {
+		t.Fatalf("%d captures after completing again, want 1 (charged twice)", n)
+	}
+	ev.wantLevels(v, 4, 4, 0)
+}

@@ -243,20 +243,6 @@ WHERE id = $1 AND state = $2 AND version = $4 - 1`,
 	return nil
 }
 
-// setPaymentStatus records the intent's status on a checkout in one of states.
-func (s store) setPaymentStatus(ctx context.Context, id uuid.UUID, st PaymentStatus, states ...State) error {
-	ss := make([]string, len(states))
-	for i, v := range states {
-		ss[i] = string(v)
-	}
-	_, err := s.pool.Exec(ctx, `UPDATE checkouts SET payment_status = $2, updated_at = now()
-WHERE id = $1 AND state = ANY($3)`, id, string(st), ss)
-	if err != nil {
-		return fmt.Errorf("checkout %s: payment status: %w", id, err)
-	}
-	return nil
-}
-
 // setHoldsExpiry notes, before holds are taken again for a completing checkout, that they
 // lapse holdTTL from now.
 func (s store) setHoldsExpiry(ctx context.Context, id uuid.UUID, holdTTL time.Duration) error {
