@@ -109,8 +109,16 @@ var resources struct {
 	used map[string]int // child side: how many of each kind were handed out
 }
 
-// record notes that the parent made v of kind (an env variable name) for t.
+// record notes that the parent made v of kind (an env variable name) for t, until t
+// ends: a test run again under the same name (go test -count=2) starts with a clean list,
+// so its crash child never attaches to what the earlier run made and dropped.
 func record(kind string, t testing.TB, v string) {
+	name := t.Name()
+	t.Cleanup(func() {
+		resources.mu.Lock()
+		defer resources.mu.Unlock()
+		delete(resources.made[kind], name)
+	})
 	resources.mu.Lock()
 	defer resources.mu.Unlock()
 	if resources.made == nil {
@@ -119,7 +127,7 @@ func record(kind string, t testing.TB, v string) {
 	if resources.made[kind] == nil {
 		resources.made[kind] = map[string][]string{}
 	}
-	resources.made[kind][t.Name()] = append(resources.made[kind][t.Name()], v)
+	resources.made[kind][name] = append(resources.made[kind][name], v)
 }
 
 // inherited returns the n-th value the parent passed in env (a crash child's DB, Redis
