@@ -21,7 +21,7 @@ func (s *Service) price(ctx context.Context, o Owner, st state) (Cart, []PriceLi
 // only the others are read from the catalog.
 func (s *Service) priceWith(ctx context.Context, o Owner, st state, known map[uuid.UUID]VariantInfo) (Cart, []PriceLine, error) {
 	cur := s.opts.Currency
-	c := Cart{ID: o.CartID(), Owner: o.Type, Coupon: st.coupon, LockedBy: st.lock, Lines: []PricedLine{},
+	c := Cart{ID: o.CartID(), Owner: o.Type, Coupon: st.coupon, LockedBy: st.lock, Lines: make([]PricedLine, 0, len(st.lines)),
 		Subtotal: money.Zero(cur), DiscountTotal: money.Zero(cur), Total: money.Zero(cur)}
 	if st.updatedAt > 0 {
 		c.UpdatedAt = time.UnixMilli(st.updatedAt).UTC()
@@ -31,6 +31,7 @@ func (s *Service) priceWith(ctx context.Context, o Owner, st state, known map[uu
 	}
 	var lines []PriceLine
 	if len(st.lines) > 0 {
+		lines = make([]PriceLine, 0, len(st.lines))
 		ids := make([]uuid.UUID, 0, len(st.lines))
 		for _, l := range st.lines {
 			if _, ok := known[l.VariantID]; !ok {
