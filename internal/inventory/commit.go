@@ -58,7 +58,11 @@ func (s *Service) sell(ctx context.Context, holder, reference string, lines []Li
 		if err == nil && rep.code == codeOK {
 			epochs[i] = rep.epoch
 			// The recovery deadline may be earlier than the hold's expiry: make sure the
-			// sweep visits by then. (A crash right here delays recovery to that expiry.)
+			// sweep visits by then (the script did, unless under Cluster; a crash between
+			// the script and indexLower delays recovery to that expiry).
+			if rep.indexed {
+				continue
+			}
 			if err = s.r.indexLower(ctx, l.VariantID, rep.deadline); err == nil {
 				continue
 			}

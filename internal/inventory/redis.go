@@ -128,15 +128,30 @@ type reserveReply struct {
 	// script's atomic step: consecutive reservations see adjacent ranges, so exactly one
 	// of them sees a given threshold crossed.
 	before, after int64
+	indexed       bool // the script kept the hold index itself (indexInScript)
+}
+
+// indexInScript reports whether the reserve and commit scripts may update the hold index
+// themselves, in their own round trip: on a single Redis (or a primary with replicas)
+// only. The index is one key for every variant, so under Cluster it lives in another
+// slot than a variant's keys, and the caller updates it in a second call (indexLower).
+func (r *redisSide) indexInScript() bool {
+	_, cluster := r.rdb.(*redis.ClusterClient)
+	return !cluster
 }
 
 func (r *redisSide) reserveOne(ctx context.Context, id uuid.UUID, holder string, q, ttlMs int64, limit int) (reserveReply, error) {
 	k := r.keys(id)
-	v, err := r.run(ctx, "reserve", r.reserve, []string{k.avail, k.holds, k.held, k.cmt}, holder, q, ttlMs, limit)
+	ks, args := []string{k.avail, k.holds, k.held, k.cmt}, []any{holder, q, ttlMs, limit}
+	indexed := r.indexInScript()
+	if indexed {
+		ks, args = append(ks, r.indexKey()), append(args, id.String())
+	}
+	v, err := r.run(ctx, "reserve", r.reserve, ks, args...)
 	if err != nil {
 		return reserveReply{}, err
 	}
-	rep := reserveReply{code: str(v, 0)}
+	rep := reserveReply{code: str(v, 0), indexed: indexed}
 	switch rep.code {
 	case codeOK:
 		rep.expiry, rep.first, rep.reclaimed = num(v, 1), num(v, 2), num(v, 3)
@@ -161,16 +176,22 @@ type markReply struct {
 	epoch    string // OK: the counter's epoch
 	deadline int64  // OK: when recovery may decide the attempt (ms)
 	held     int64  // QTY: the quantity held
+	indexed  bool   // OK: the script lowered the hold index to deadline itself
 }
 
 // markOne is Commit's step 1 for one variant.
 func (r *redisSide) markOne(ctx context.Context, id uuid.UUID, holder, attempt string, q, timeoutMs int64) (markReply, error) {
 	k := r.keys(id)
-	v, err := r.run(ctx, "commit", r.mark, []string{k.avail, k.holds, k.held, k.cmt, k.ver}, holder, attempt, q, timeoutMs)
+	ks, args := []string{k.avail, k.holds, k.held, k.cmt, k.ver}, []any{holder, attempt, q, timeoutMs}
+	indexed := r.indexInScript()
+	if indexed {
+		ks, args = append(ks, r.indexKey()), append(args, id.String())
+	}
+	v, err := r.run(ctx, "commit", r.mark, ks, args...)
 	if err != nil {
 		return markReply{}, err
 	}
-	rep := markReply{code: str(v, 0)}
+	rep := markReply{code: str(v, 0), indexed: indexed}
 	switch rep.code {
 	case codeQty:
 		rep.held = num(v, 1)

@@ -73,7 +73,7 @@ func (s *Service) reserveLine(ctx context.Context, holder string, l Line, ttlMs 
 		}
 		switch rep.code {
 		case codeOK:
-			if rep.first < 0 || rep.expiry < rep.first {
+			if !rep.indexed && (rep.first < 0 || rep.expiry < rep.first) {
 				if err := s.r.indexLower(ctx, l.VariantID, rep.expiry); err != nil {
 					return rep, err
 				}
