@@ -122,20 +122,16 @@ func (s *Service) execute(ctx context.Context, a action) (bool, error) {
 	s.observe("refund", err)
 	switch {
 	case err == nil:
-		switch r.Status {
-		case payment.RefundSucceeded:
-			return settle("succeeded", r.ProviderID, "")
-		case payment.RefundFailed, payment.RefundCanceled:
-			return settle("failed", r.ProviderID, "the provider reports the refund "+string(r.Status))
-		default:
-			// Accepted: refund.updated or the relay's poll reports the end.
-			s.at(hookRefundCalled)
-			if err := s.st.acceptAction(ctx, a.ID, r.ProviderID, pendingPoll); err != nil {
-				return false, err
-			}
-			s.m.actions.WithLabelValues(a.Kind, "accepted").Inc()
-			return true, nil
+		if status, lastErr, ended := refundEnd(r.Status); ended {
+			return settle(status, r.ProviderID, lastErr)
 		}
+		// Accepted: refund.updated or the relay's poll reports the end.
+		s.at(hookRefundCalled)
+		if err := s.st.acceptAction(ctx, a.ID, r.ProviderID, pendingPoll); err != nil {
+			return false, err
+		}
+		s.m.actions.WithLabelValues(a.Kind, "accepted").Inc()
+		return true, nil
 	case errors.Is(err, payment.ErrInvalid), errors.Is(err, payment.ErrNotFound):
 		return settle("failed", "", err.Error())
 	default:
@@ -157,11 +153,8 @@ func (s *Service) pollRefund(ctx context.Context, a action, retry func(error) (b
 		// does not know it is not taken as its end; the action stays pending, with the error.
 		return retry(err)
 	}
-	switch r.Status {
-	case payment.RefundSucceeded:
-		return settle("succeeded", a.ProviderRef, "")
-	case payment.RefundFailed, payment.RefundCanceled:
-		return settle("failed", a.ProviderRef, "the provider reports the refund "+string(r.Status))
+	if status, lastErr, ended := refundEnd(r.Status); ended {
+		return settle(status, a.ProviderRef, lastErr)
 	}
 	s.m.actions.WithLabelValues(a.Kind, "still_pending").Inc()
 	if err := s.st.acceptAction(ctx, a.ID, a.ProviderRef, max(pendingPoll, backoff(a.Attempts))); err != nil {
@@ -176,13 +169,23 @@ func (s *Service) refundUpdated(ctx context.Context, r payment.Refund) error {
 	if err != nil || !ok {
 		return err
 	}
-	switch r.Status {
-	case payment.RefundSucceeded:
-		return s.st.settleAction(ctx, a.ID, "succeeded", r.ProviderID, "")
-	case payment.RefundFailed, payment.RefundCanceled:
-		return s.st.settleAction(ctx, a.ID, "failed", r.ProviderID, "the provider reports the refund "+string(r.Status))
+	if status, lastErr, ended := refundEnd(r.Status); ended {
+		return s.st.settleAction(ctx, a.ID, status, r.ProviderID, lastErr)
 	}
 	return nil
+}
+
+// refundEnd maps a refund's status at the provider to the action's end (status and
+// last_error), or ended false while it is still pending: one mapping for the refund's
+// answer, the relay's poll and the refund.updated webhook.
+func refundEnd(st payment.RefundStatus) (status, lastErr string, ended bool) {
+	switch st {
+	case payment.RefundSucceeded:
+		return "succeeded", "", true
+	case payment.RefundFailed, payment.RefundCanceled:
+		return "failed", "the provider reports the refund " + string(st), true
+	}
+	return "", "", false
 }
 
 // externalRefund records on the intent's order a refund made at the provider directly

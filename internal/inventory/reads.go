@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 )
 
 // Levels returns on_hand and version (PostgreSQL), the counter, the held total and the
@@ -90,7 +89,7 @@ func (s *Service) Available(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID
 // the same Redis can read it in the same round trip. It is false under Redis Cluster,
 // where that key may be on another node than the caller's.
 func (s *Service) CounterKey(id uuid.UUID) (string, bool) {
-	if _, cluster := s.r.rdb.(*redis.ClusterClient); cluster {
+	if !s.r.singleNode() {
 		return "", false
 	}
 	return s.r.keys(id).avail, true

@@ -128,14 +128,15 @@ type reserveReply struct {
 	// script's atomic step: consecutive reservations see adjacent ranges, so exactly one
 	// of them sees a given threshold crossed.
 	before, after int64
-	indexed       bool // the script kept the hold index itself (indexInScript)
+	indexed       bool // the script kept the hold index itself (singleNode)
 }
 
-// indexInScript reports whether the reserve and commit scripts may update the hold index
-// themselves, in their own round trip: on a single Redis (or a primary with replicas)
-// only. The index is one key for every variant, so under Cluster it lives in another
-// slot than a variant's keys, and the caller updates it in a second call (indexLower).
-func (r *redisSide) indexInScript() bool {
+// singleNode reports whether one Redis node holds every key (a single Redis, or a
+// primary with replicas), so that a script may also touch a key outside its variant's
+// hash tag: the hold index (reserve and commit lower it in their own round trip instead
+// of a second call, indexLower) or, for the cart's scripts, a counter (CounterKey). Under
+// Cluster such a key lives in another slot and is never passed to a script.
+func (r *redisSide) singleNode() bool {
 	_, cluster := r.rdb.(*redis.ClusterClient)
 	return !cluster
 }
@@ -143,7 +144,7 @@ func (r *redisSide) indexInScript() bool {
 func (r *redisSide) reserveOne(ctx context.Context, id uuid.UUID, holder string, q, ttlMs int64, limit int) (reserveReply, error) {
 	k := r.keys(id)
 	ks, args := []string{k.avail, k.holds, k.held, k.cmt}, []any{holder, q, ttlMs, limit}
-	indexed := r.indexInScript()
+	indexed := r.singleNode()
 	if indexed {
 		ks, args = append(ks, r.indexKey()), append(args, id.String())
 	}
@@ -183,7 +184,7 @@ type markReply struct {
 func (r *redisSide) markOne(ctx context.Context, id uuid.UUID, holder, attempt string, q, timeoutMs int64) (markReply, error) {
 	k := r.keys(id)
 	ks, args := []string{k.avail, k.holds, k.held, k.cmt, k.ver}, []any{holder, attempt, q, timeoutMs}
-	indexed := r.indexInScript()
+	indexed := r.singleNode()
 	if indexed {
 		ks, args = append(ks, r.indexKey()), append(args, id.String())
 	}

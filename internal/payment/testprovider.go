@@ -406,20 +406,29 @@ func (p *TestProvider) Refund(_ context.Context, rp RefundParams) (Refund, error
 func (p *TestProvider) SettleRefund(providerID string, status RefundStatus) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k, r := range p.refunds {
-		if r.ProviderID != providerID || r.Status != RefundPending {
-			continue
-		}
-		r.Status = status
-		p.refunds[k] = r
-		if status == RefundFailed || status == RefundCanceled {
-			if ti := p.intents[r.IntentID]; ti != nil {
-				ti.refunded -= r.Amount.Amount
-			}
-		}
-		return true
+	k, r, ok := p.refundByProvider(providerID)
+	if !ok || r.Status != RefundPending {
+		return false
 	}
-	return false
+	r.Status = status
+	p.refunds[k] = r
+	if status == RefundFailed || status == RefundCanceled {
+		if ti := p.intents[r.IntentID]; ti != nil {
+			ti.refunded -= r.Amount.Amount
+		}
+	}
+	return true
+}
+
+// refundByProvider finds a refund by the provider's id (p.mu held); k is the service's
+// refund id it is kept under.
+func (p *TestProvider) refundByProvider(providerID string) (k string, r Refund, ok bool) {
+	for k, r := range p.refunds {
+		if r.ProviderID == providerID {
+			return k, r, true
+		}
+	}
+	return "", Refund{}, false
 }
 
 // RetrieveRefund returns a refund as the provider sees it, by the provider's refund id.
@@ -430,15 +439,14 @@ func (p *TestProvider) RetrieveRefund(_ context.Context, providerID string) (Ref
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, r := range p.refunds {
-		if r.ProviderID == providerID {
-			if f == FailAfter {
-				return Refund{}, fmt.Errorf("test provider retrieve refund (reply lost): %w", ErrUnavailable)
-			}
-			return r, nil
-		}
+	_, r, ok := p.refundByProvider(providerID)
+	switch {
+	case !ok:
+		return Refund{}, fmt.Errorf("refund %q: %w", providerID, ErrNotFound)
+	case f == FailAfter:
+		return Refund{}, fmt.Errorf("test provider retrieve refund (reply lost): %w", ErrUnavailable)
 	}
-	return Refund{}, fmt.Errorf("refund %q: %w", providerID, ErrNotFound)
+	return r, nil
 }
 
 // Retrieve returns the intent as the provider sees it.
