@@ -161,6 +161,7 @@ func (a *App) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpx.ErrorHandler(a.log)
+	e.JSONSerializer = httpx.JSONSerializer{}
 	trusted, _ := httpx.ParseTrustedProxies(a.cfg.TrustedProxies) // checked by Validate
 	e.IPExtractor = httpx.ClientIP(trusted)
 	a.routes = httpx.NewRoutes(e)
