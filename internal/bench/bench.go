@@ -84,6 +84,8 @@ type runner struct {
 	flash, creation, cold, warm        *Result
 	warmPaced                          *Result
 	churn, journey                     *Result
+	floorRedis, floorCommit            *Result
+	cartEmpty, cart20                  *Result
 	churnCarts                         [][]*churnCart
 	flashVariant, creationVariant      uuid.UUID
 	flashCheckouts                     []string
@@ -104,6 +106,7 @@ type step struct {
 var steps = []step{
 	{"", "catalog data", (*runner).loadCatalog},
 	{"healthz", "baseline GET /healthz", (*runner).baselineHealthz},
+	{"floors", "floors", (*runner).floors},
 	{"reserve", "baseline reserve EVALSHA", (*runner).baselineReserve},
 	{"pg", "baseline PostgreSQL-only reserve", (*runner).baselinePG},
 	{"flash", "flash sale", (*runner).flashSale},

@@ -79,6 +79,11 @@ func StartEnv(ctx context.Context, base app.Config, log *slog.Logger, conns int)
 		return nil, fmt.Errorf("app.New: %w", err)
 	}
 	e.App = a
+	if err := mountFloors(ctx, a); err != nil {
+		a.Close(ctx)
+		e.cleanup()
+		return nil, err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		a.Close(ctx)

@@ -115,7 +115,7 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("baseline %q missing", b)
 		}
 	}
-	for _, step := range []string{"flash sale", "checkout creation", "catalog storm cold", "catalog storm warm", "cart churn", "full journey"} {
+	for _, step := range []string{"floor: GET " + FloorRedisPath, "floor: GET " + FloorCommitPath, "floor: GET /v1/cart", "GET /v1/cart, ", "flash sale", "checkout creation", "catalog storm cold", "catalog storm warm", "cart churn", "full journey"} {
 		found := false
 		for name := range measured {
 			if strings.HasPrefix(name, step) {

@@ -28,6 +28,13 @@ func (r *runner) ratios() {
 	add("checkout creation (HTTP, hot SKU) / PostgreSQL-only reserve", r.creation, r.pgOnly, 0)
 	add("checkout creation / PostgreSQL commits (a row per client)", r.creation, r.pgCommits, 0.35)
 	add("cart churn / GET /healthz", r.churn, r.healthz, 0.4)
+	// Floors (informative): how far each scenario is from the cost of its round trips.
+	add("floor HTTP + one Redis round trip / GET /healthz", r.floorRedis, r.healthz, 0)
+	add("floor GET /v1/cart, empty cart / GET /healthz", r.cartEmpty, r.healthz, 0)
+	add(fmt.Sprintf("GET /v1/cart, %d lines / GET /healthz", churnMaxLines), r.cart20, r.healthz, 0)
+	add(fmt.Sprintf("cart churn / GET /v1/cart, %d lines", churnMaxLines), r.churn, r.cart20, 0)
+	add("floor HTTP + one commit + one Redis round trip / PostgreSQL commits", r.floorCommit, r.pgCommits, 0)
+	add("checkout creation / floor HTTP + one commit + one Redis round trip", r.creation, r.floorCommit, 0)
 	if r.journey != nil {
 		req := *r.journey
 		req.RPS *= 4

@@ -232,12 +232,15 @@ func (c *churnCart) remove(v uuid.UUID) {
 // cartChurn returns an Op that, on one of the worker's own carts, adds a line (or a unit),
 // sets a line's quantity, or removes a line, about 40/30/30. Each worker owns its carts,
 // so its view of them stays exact and every request is expected to succeed.
+// churnMaxLines is the size the churn's carts grow to: adds (40 %) outnumber removes
+// (30 %), so most carts sit at it.
+const churnMaxLines = 20
+
 func cartChurn(c *Client, carts [][]*churnCart, variants []uuid.UUID, seed uint64) Op {
 	rngs := make([]*rand.Rand, len(carts))
 	for w := range rngs {
 		rngs[w] = rand.New(rand.NewPCG(seed, uint64(w)))
 	}
-	const maxLines = 20
 	return func(ctx context.Context, w int, _ int64) (int, error) {
 		rng := rngs[w]
 		cart := carts[w][rng.IntN(len(carts[w]))]
@@ -245,7 +248,7 @@ func cartChurn(c *Client, carts [][]*churnCart, variants []uuid.UUID, seed uint6
 		var r Response
 		var err error
 		switch {
-		case len(cart.order) == 0 || (roll < 40 && len(cart.order) < maxLines):
+		case len(cart.order) == 0 || (roll < 40 && len(cart.order) < churnMaxLines):
 			v := variants[rng.IntN(len(variants))]
 			if cart.lines[v] >= 90 {
 				v = variants[rng.IntN(len(variants))]
