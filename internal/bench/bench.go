@@ -245,6 +245,7 @@ func Run(ctx context.Context, base app.Config, log *slog.Logger, opt Options) (*
 		}
 	}
 	r.ratios()
+	r.floorNotes()
 	r.rep.Machine.LoadAvgEnd = loadAvg()
 	r.rep.TotalSec = time.Since(began).Seconds()
 	r.printf("\n")

@@ -31,6 +31,7 @@ type Env struct {
 	DBName  string
 	Space   rkey.Space
 
+	calls    *callCounter // the service's Redis round trips
 	adminURL string
 	cancel   context.CancelFunc
 	served   chan error
@@ -79,6 +80,8 @@ func StartEnv(ctx context.Context, base app.Config, log *slog.Logger, conns int)
 		return nil, fmt.Errorf("app.New: %w", err)
 	}
 	e.App = a
+	e.calls = &callCounter{}
+	countCalls(a, e.calls)
 	if err := mountFloors(ctx, a); err != nil {
 		a.Close(ctx)
 		e.cleanup()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 
 	"commerce/internal/app"
 )
@@ -60,4 +62,63 @@ func getOK(c *Client, path string, headers ...string) Op {
 		}
 		return r.Status, r.Expect(http.StatusOK)
 	}
+}
+
+// callCounter is a go-redis hook that counts the round trips the service makes: one per
+// command sent alone, one per pipeline (or MULTI block). Background jobs count too; they
+// make a few calls a second against thousands a scenario makes.
+type callCounter struct{ n atomic.Int64 }
+
+func (c *callCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *callCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *callCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// countCalls hooks c into every distinct Redis client of a.
+func countCalls(a *app.App, c *callCounter) {
+	a.Redis.AddHook(c)
+	if a.Cache != nil && a.Cache != a.Redis {
+		a.Cache.AddHook(c)
+	}
+}
+
+// perOp counts the operations of op and the service's Redis round trips while they run.
+type perOp struct {
+	calls      *callCounter
+	ops, start int64
+}
+
+func (r *runner) countPerOp() *perOp {
+	return &perOp{calls: r.env.calls, start: r.env.calls.n.Load()}
+}
+
+// wrap counts each call of op.
+func (p *perOp) wrap(op Op) Op {
+	return func(ctx context.Context, w int, i int64) (int, error) {
+		atomic.AddInt64(&p.ops, 1)
+		return op(ctx, w, i)
+	}
+}
+
+// redisPerOp is the service's Redis round trips per operation since countPerOp; ops ≤ 0
+// takes the operations counted by wrap.
+func (p *perOp) redisPerOp(ops int64) float64 {
+	if ops <= 0 {
+		ops = atomic.LoadInt64(&p.ops)
+	}
+	if ops == 0 {
+		return 0
+	}
+	return float64(p.calls.n.Load()-p.start) / float64(ops)
 }

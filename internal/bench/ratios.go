@@ -63,3 +63,69 @@ func rpsOf(r *Result) float64 {
 	}
 	return r.RPS
 }
+
+// Commits the design needs, at the least: a creation inserts its row; a journey adds the
+// completion's claim and its sale transaction. PostgreSQL reads are not counted.
+const (
+	creationCommits = 1
+	journeyCommits  = 3
+)
+
+// clean reports whether res was measured without errors.
+func clean(res *Result) bool { return res != nil && res.Requests > 0 && res.Errors == 0 && res.RPS > 0 }
+
+// floorNotes sets each missed-or-met target beside what the same run's floors allow: the
+// machine time of a request that makes only its round trips. With th the time per
+// /healthz (the inverse of its rate, all CPUs together), tr what one Redis round trip
+// adds (the Redis floor's time less th) and tc what one commit adds (the commit floor's
+// time less the Redis floor's), a request with R round trips and C commits cannot go
+// faster than 1 / (th + R·tr + C·tc), taking the costs as adding up. Everything else it
+// does (scripts, pricing, JSON, reads) only makes it slower.
+func (r *runner) floorNotes() {
+	if !clean(r.healthz) || !clean(r.floorRedis) || !clean(r.floorCommit) {
+		return
+	}
+	th := 1 / r.healthz.RPS
+	tr := 1/r.floorRedis.RPS - th
+	tc := 1/r.floorCommit.RPS - 1/r.floorRedis.RPS
+	if tr <= 0 || tc <= 0 {
+		return
+	}
+	us := func(s float64) float64 { return s * 1e6 }
+	r.note("Floors of this run (machine time per request, all CPUs): the HTTP exchange of /healthz %.0f µs; one Redis "+
+		"round trip adds %.0f µs; one PostgreSQL commit adds %.0f µs.", us(th), us(tr), us(tc))
+	if clean(r.cartEmpty) && clean(r.churn) {
+		target := 0.4 * r.healthz.RPS
+		verdict := "below it: within reach"
+		if r.cartEmpty.RPS < target {
+			verdict = "above it: no cart request reaches the target on this machine"
+		}
+		r.note("cart churn: the target 0.4 × /healthz is %.0f req/s; the cheapest cart request (GET of an empty cart, "+
+			"one round trip) reached %.0f req/s, so the target is %s. The churn reached %.0f req/s (%.0f %% of the "+
+			"empty cart, %.0f %% of a %d-line cart).", target, r.cartEmpty.RPS, verdict, r.churn.RPS,
+			100*r.churn.RPS/r.cartEmpty.RPS, 100*r.churn.RPS/rpsOf(r.cart20), churnMaxLines)
+	}
+	bound := func(name string, res *Result, requests, commits float64, target float64, targetText string) {
+		if !clean(res) || res.RedisPerOp <= 0 {
+			return
+		}
+		cost := requests*th + res.RedisPerOp*tr + commits*tc // per operation
+		rps := requests / cost
+		verdict := "within the floor: reachable in principle"
+		if rps < target {
+			verdict = "above the floor: out of reach with these round trips"
+		}
+		plural := "s"
+		if commits == 1 {
+			plural = ""
+		}
+		r.note("%s: %.1f Redis round trips (counted) and %.0f commit%s per operation cost at least %.0f µs, a floor of "+
+			"%.0f req/s; the target (%s) is %.0f req/s, %s. Measured: %.0f req/s, %.0f %% of the floor.",
+			name, res.RedisPerOp, commits, plural, us(cost), rps,
+			targetText, target, verdict, requests*res.RPS, 100*requests*res.RPS/rps)
+	}
+	if clean(r.pgCommits) {
+		bound("checkout creation", r.creation, 1, creationCommits, 0.35*r.pgCommits.RPS, "0.35 × PostgreSQL commits")
+	}
+	bound("full journey (4 requests)", r.journey, 4, journeyCommits, 0.1*r.healthz.RPS, "requests ≥ 0.1 × /healthz")
+}

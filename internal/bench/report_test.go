@@ -128,3 +128,39 @@ func TestReportWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorNotes: the floors give each request kind its least machine time, and the notes
+// say whether a target lies above the floor (out of reach) or within it; a floor with
+// errors gives no note.
+func TestFloorNotes(t *testing.T) {
+	res := func(rps float64) *Result { return &Result{RPS: rps, Requests: 100} }
+	r := &runner{rep: &Report{}}
+	// /healthz 100 µs; a Redis round trip adds 100 µs (5,000/s); a commit adds 300 µs (2,000/s).
+	r.healthz, r.floorRedis, r.floorCommit = res(10_000), res(5_000), res(2_000)
+	r.cartEmpty, r.cart20, r.churn = res(3_000), res(2_000), res(1_500)
+	r.pgCommits = res(5_000)
+	r.creation = res(600)
+	r.creation.RedisPerOp = 4 // 100 + 400 + 300 µs: a floor of 1,250/s; target 0.35 × 5,000 = 1,750/s
+	r.journey = res(100)
+	r.journey.RedisPerOp = 2 // 400 + 200 + 900 µs per 4 requests: 2,667 req/s; target 1,000 req/s
+	r.floorNotes()
+	all := strings.Join(r.rep.Notes, "\n")
+	for _, want := range []string{
+		"the HTTP exchange of /healthz 100 µs; one Redis round trip adds 100 µs; one PostgreSQL commit adds 300 µs",
+		"target 0.4 × /healthz is 4000 req/s; the cheapest cart request (GET of an empty cart, one round trip) reached 3000 req/s, so the target is above it",
+		"checkout creation: 4.0 Redis round trips (counted) and 1 commit per operation cost at least 800 µs, a floor of 1250 req/s; the target (0.35 × PostgreSQL commits) is 1750 req/s, above the floor",
+		"full journey (4 requests): 2.0 Redis round trips (counted) and 3 commits per operation cost at least 1500 µs, a floor of 2667 req/s; the target (requests ≥ 0.1 × /healthz) is 1000 req/s, within the floor",
+		"Measured: 400 req/s, 15 % of the floor",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
+	r = &runner{rep: &Report{}}
+	r.healthz, r.floorRedis, r.floorCommit = res(10_000), res(5_000), res(2_000)
+	r.floorCommit.Errors = 1
+	r.floorNotes()
+	if len(r.rep.Notes) != 0 {
+		t.Fatalf("notes from a floor with errors: %v", r.rep.Notes)
+	}
+}

@@ -31,6 +31,17 @@ type Result struct {
 	// Load1 is the machine's 1-minute load average when the run ended: above the CPU
 	// count, other processes were competing for the CPUs during the measurement.
 	Load1 string `json:"load1,omitempty"`
+	// RedisPerOp is the service's Redis round trips per operation (0: not counted).
+	RedisPerOp float64 `json:"redis_round_trips_per_op,omitempty"`
+}
+
+// countedRedis records the round trips per operation and says them in the note.
+func (r *Result) countedRedis(perOp float64) {
+	r.RedisPerOp = perOp
+	if r.Note != "" {
+		r.Note += "; "
+	}
+	r.Note += fmt.Sprintf("%.1f Redis round trips of the service per operation", perOp)
 }
 
 // summarise fills the counts and latency figures from the samples of one run.

@@ -43,12 +43,14 @@ func (r *runner) cartChurn(ctx context.Context) error {
 	}
 	// Churn over the less popular half of the catalog, so that it does not share lines with
 	// the journey's carts in a way that matters.
+	calls := r.countPerOp()
 	res, err := Drive(ctx, r.timed(fmt.Sprintf("cart churn: add/set/remove on %d carts", n)),
-		cartChurn(r.env.Client, carts, r.cat.Variants, 3))
+		calls.wrap(cartChurn(r.env.Client, carts, r.cat.Variants, 3)))
 	if err != nil {
 		return err
 	}
 	res.Note = "each client owns its carts: ~40 % POST /v1/cart/items, ~30 % PUT quantity, ~30 % DELETE line, ≤ 20 lines per cart"
+	res.countedRedis(calls.redisPerOp(0))
 	r.churn = r.scenario(res)
 	r.churnCarts = carts
 	return nil
@@ -65,12 +67,14 @@ func (r *runner) fullJourney(ctx context.Context) error {
 		return err
 	}
 	steps := make([][4][]time.Duration, r.opt.Concurrency)
+	calls := r.countPerOp()
 	res, err := Drive(ctx, r.timed("full journey: session → add → checkout → complete"),
-		journey(r.env.Client, r.cat.Variants, steps, 4))
+		calls.wrap(journey(r.env.Client, r.cat.Variants, steps, 4)))
 	if err != nil {
 		return err
 	}
 	res.Note = fmt.Sprintf("one operation = 4 requests (%.0f req/s); random variant of the catalog, payment tok_ok", 4*res.RPS)
+	res.countedRedis(calls.redisPerOp(0))
 	r.journey = r.scenario(res)
 	for s, name := range journeySteps {
 		var all []time.Duration

@@ -56,6 +56,7 @@ func (r *runner) checkoutCreation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	calls := r.countPerOp()
 	res, _, counts, err := checkoutAll(ctx, r.env.Client, "checkout creation: POST /v1/checkouts (hot SKU)", sids, r.opt.Concurrency)
 	if err != nil {
 		return err
@@ -64,6 +65,7 @@ func (r *runner) checkoutCreation(ctx context.Context) error {
 	if counts[0] != int64(len(sids)) {
 		res.Note += fmt.Sprintf("; only %d of %d got 201", counts[0], len(sids))
 	}
+	res.countedRedis(calls.redisPerOp(int64(len(sids))))
 	r.creation = r.scenario(res)
 	return nil
 }

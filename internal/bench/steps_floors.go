@@ -51,17 +51,23 @@ func (r *runner) floors(ctx context.Context) error {
 			return fmt.Errorf("filling the cart: POST /v1/cart/items answered %d", st)
 		}
 	}
-	res, err = Drive(ctx, r.timed("floor: GET /v1/cart, empty cart (session, limiter, one cart script)"), getOK(c, "/v1/cart", "X-Session-ID", empty))
+	calls := r.countPerOp()
+	res, err = Drive(ctx, r.timed("floor: GET /v1/cart, empty cart (session, limiter, one cart script)"),
+		calls.wrap(getOK(c, "/v1/cart", "X-Session-ID", empty)))
 	if err != nil {
 		return err
 	}
 	res.Note = "the cheapest cart request: every request of the churn does this much and more"
+	res.countedRedis(calls.redisPerOp(0))
 	r.cartEmpty = r.baseline(res)
-	res, err = Drive(ctx, r.timed(fmt.Sprintf("GET /v1/cart, %d lines", churnMaxLines)), getOK(c, "/v1/cart", "X-Session-ID", full))
+	calls = r.countPerOp()
+	res, err = Drive(ctx, r.timed(fmt.Sprintf("GET /v1/cart, %d lines", churnMaxLines)),
+		calls.wrap(getOK(c, "/v1/cart", "X-Session-ID", full)))
 	if err != nil {
 		return err
 	}
 	res.Note = "one cart of the size the churn's carts settle at, read and priced"
+	res.countedRedis(calls.redisPerOp(0))
 	r.cart20 = r.baseline(res)
 	return nil
 }
