@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,6 +108,10 @@ func TestSessionAndOps(t *testing.T) {
 	}
 	if r.header.Get("X-Request-ID") != "abc-123" {
 		t.Fatalf("request id not echoed: %q", r.header.Get("X-Request-ID"))
+	}
+	// JSON answers are encoded whole, then written once with their length (not chunked).
+	if got := r.header.Get("Content-Length"); got != strconv.Itoa(len(r.body)) {
+		t.Fatalf("Content-Length %q for a body of %d bytes", got, len(r.body))
 	}
 	sid, _ := r.json(t)["session_id"].(string)
 	if len(sid) < 22 {
