@@ -142,6 +142,19 @@ func TestRunSmall(t *testing.T) {
 	if len(rep.Ratios) == 0 {
 		t.Error("no ratios")
 	}
+	memory := map[string]bool{}
+	for _, m := range rep.Memory {
+		if m.Bytes <= 0 || m.Keys == 0 {
+			t.Errorf("memory figure %+v", m)
+		}
+		memory[m.What] = true
+	}
+	for _, what := range []string{"per product cache entry", "per hold (flash sale SKU)", "per checkout (1 line)",
+		"per cart line (churn carts)", "per cart line (marginal)", "per session"} {
+		if !memory[what] {
+			t.Errorf("memory figure %q missing (figures %v, notes %v)", what, memory, rep.Notes)
+		}
+	}
 	for _, x := range rep.Ratios {
 		if x.Withheld != "" || x.Value <= 0 || !strings.Contains(x.Line(), "ratio") {
 			t.Errorf("ratio %+v", x)

@@ -230,9 +230,9 @@ func (r *runner) memory(ctx context.Context) error {
 			if len(c.order) == 0 {
 				continue
 			}
-			ks := idx.keysFor("session:" + c.sid)
-			for _, k := range ks {
-				if hashTag(k) == "session:"+c.sid {
+			tag := "session:" + sessionID(c.sid)
+			for _, k := range idx.keysFor(tag) {
+				if hashTag(k) == tag {
 					cartKeys = append(cartKeys, k)
 				}
 			}
@@ -255,7 +255,7 @@ func (r *runner) memory(ctx context.Context) error {
 	if len(r.sessions) > 0 {
 		var keys []string
 		for _, sid := range r.sessions {
-			keys = append(keys, idx.byTag[sid]...)
+			keys = append(keys, idx.byTag[sessionID(sid)]...)
 		}
 		if len(keys) > 0 {
 			sum, err := memoryOf(ctx, rdb, keys)
@@ -272,6 +272,13 @@ func (r *runner) memory(ctx context.Context) error {
 			infoField(info, "used_memory_human"), idx.total)
 	}
 	return nil
+}
+
+// sessionID is the session's id in a credential "<id>.<expiry>.<mac>" (X-Session-ID):
+// the service keys a session's records and its cart by the id alone.
+func sessionID(credential string) string {
+	id, _, _ := strings.Cut(credential, ".")
+	return id
 }
 
 // marginalCartLine measures what one more line costs: a fresh cart with 1 line, then with
@@ -292,7 +299,7 @@ func (r *runner) marginalCartLine(ctx context.Context, add func(MemoryFigure)) e
 		if err != nil {
 			return 0, nil, err
 		}
-		keys := idx.byTag["session:"+sid]
+		keys := idx.byTag["session:"+sessionID(sid)]
 		if len(keys) == 0 {
 			return 0, nil, fmt.Errorf("no cart key found for the session")
 		}
