@@ -111,7 +111,8 @@ func (r *runner) floorNotes() {
 		}
 		cost := requests*th + res.RedisPerOp*tr + commits*tc // per operation
 		rps := requests / cost
-		verdict := "within the floor: reachable in principle"
+		verdict := fmt.Sprintf("%.0f %% of the floor: reachable only if everything else (scripts, statements, pricing, "+
+			"JSON) adds at most %.0f %% to the floor's time", 100*target/rps, 100*(rps/target-1))
 		if rps < target {
 			verdict = "above the floor: out of reach with these round trips"
 		}

@@ -232,8 +232,8 @@ func (c *churnCart) remove(v uuid.UUID) {
 // cartChurn returns an Op that, on one of the worker's own carts, adds a line (or a unit),
 // sets a line's quantity, or removes a line, about 40/30/30. Each worker owns its carts,
 // so its view of them stays exact and every request is expected to succeed.
-// churnMaxLines is the size the churn's carts grow to: adds (40 %) outnumber removes
-// (30 %), so most carts sit at it.
+// churnMaxLines is the most lines a churn cart holds: adds (40 %) outnumber removes
+// (30 %), so carts grow towards it (about 14 lines on average at the end of a full run).
 const churnMaxLines = 20
 
 func cartChurn(c *Client, carts [][]*churnCart, variants []uuid.UUID, seed uint64) Op {

@@ -66,7 +66,7 @@ func (r *runner) floors(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res.Note = "one cart of the size the churn's carts settle at, read and priced"
+	res.Note = "one cart of the most lines a churn cart holds, read and priced"
 	res.countedRedis(calls.redisPerOp(0))
 	r.cart20 = r.baseline(res)
 	return nil
