@@ -275,4 +275,9 @@ var mutants = []mutant{
 		Old: "if err := s.inv.RaiseCounter(ctx, r.variant, r.qty, r.version); err != nil {", New: "if err := error(nil); err != nil && r.qty < 0 {",
 		Pkgs: []string{chk}, Tests: []string{"TestCancelOrderRestocks"},
 		Reason: "a restock reaches the Redis counter: on_hand, available and the ledger agree, no drift"},
+	// ---------------------------------------------------------------- low stock
+	{Name: "threshold-snapshot-unused", File: "internal/inventory/lowstock.go",
+		Old: "if !t.setAt.IsZero() && age <= ttl {", New: "if false && !t.setAt.IsZero() && age <= ttl {",
+		Pkgs: []string{inv}, Tests: []string{"TestLowStockThresholdsFromOneSnapshot"},
+		Reason: "a reservation reads no threshold of its own once the snapshot of thresholds is in"},
 }

@@ -41,22 +41,52 @@ type thresholdEntry struct {
 	fetched time.Time
 }
 
-// thresholds caches each variant's threshold for thresholdTTL.
+// thresholds keeps the variants' low-stock thresholds. Its main source is a snapshot of
+// every threshold that is set, read in one query: a reservation then asks PostgreSQL
+// nothing. The snapshot is used while it is at most ttl old and read again, in the
+// background, once it is half that old; a change made through this replica shows at once.
+// Until the first snapshot is in, or while it is too old (its reads failing), a variant's
+// threshold is read alone and kept for ttl. Either way a threshold changed elsewhere is
+// seen within ttl.
 type thresholds struct {
-	mu sync.Mutex
-	m  map[uuid.UUID]thresholdEntry
+	ttl time.Duration // 0: thresholdTTL
+
+	mu      sync.Mutex
+	set     map[uuid.UUID]int64 // the snapshot: the variants with a threshold
+	setAt   time.Time           // when the snapshot's query started; zero: none yet
+	loading bool                // a snapshot is being read
+	failed  time.Time           // when the last snapshot read failed
+	m       map[uuid.UUID]thresholdEntry
 }
 
-func (t *thresholds) get(id uuid.UUID, now time.Time) (int64, bool) {
+func (t *thresholds) maxAge() time.Duration {
+	if t.ttl > 0 {
+		return t.ttl
+	}
+	return thresholdTTL
+}
+
+// lookup returns id's threshold (ok) from a fresh snapshot or a fresh single read, and
+// whether the caller should start reading a new snapshot (it is then marked as loading).
+func (t *thresholds) lookup(id uuid.UUID, now time.Time) (v int64, ok, refresh bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e, ok := t.m[id]
-	if !ok || now.Sub(e.fetched) > thresholdTTL {
-		return 0, false
+	ttl := t.maxAge()
+	age := now.Sub(t.setAt)
+	if !t.loading && (t.setAt.IsZero() || age >= ttl/2) && now.Sub(t.failed) >= ttl/10 {
+		t.loading, refresh = true, true
 	}
-	return e.value, true
+	if !t.setAt.IsZero() && age <= ttl {
+		return t.set[id], true, refresh
+	}
+	e, found := t.m[id]
+	if !found || now.Sub(e.fetched) > ttl {
+		return 0, false, refresh
+	}
+	return e.value, true, refresh
 }
 
+// put records a threshold read alone or set through this replica (0: none).
 func (t *thresholds) put(id uuid.UUID, v int64, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -64,6 +94,68 @@ func (t *thresholds) put(id uuid.UUID, v int64, now time.Time) {
 		t.m = make(map[uuid.UUID]thresholdEntry)
 	}
 	t.m[id] = thresholdEntry{value: v, fetched: now}
+	if t.set != nil {
+		if v > 0 {
+			t.set[id] = v
+		} else {
+			delete(t.set, id)
+		}
+	}
+}
+
+// loaded installs a snapshot whose query started at startedAt (set nil: the read failed).
+func (t *thresholds) loaded(set map[uuid.UUID]int64, startedAt time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.loading = false
+	if set == nil {
+		t.failed = time.Now()
+		return
+	}
+	// What this replica set or read after the query started is newer than the snapshot.
+	for id, e := range t.m {
+		if !e.fetched.Before(startedAt) {
+			if e.value > 0 {
+				set[id] = e.value
+			} else {
+				delete(set, id)
+			}
+		}
+	}
+	t.set, t.setAt = set, startedAt
+}
+
+// readThresholds reads the snapshot of every threshold that is set.
+func (s *Service) readThresholds(ctx context.Context) (map[uuid.UUID]int64, error) {
+	rows, err := s.store.pool.Query(ctx, `SELECT variant_id, low_stock_threshold FROM inventory WHERE low_stock_threshold > 0`)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[uuid.UUID]int64)
+	var id uuid.UUID
+	var v int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &v}, func() error {
+		set[id] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// refreshThresholds reads a new snapshot; lookup started it and marked it loading.
+func (s *Service) refreshThresholds() {
+	ctx, cancel := cleanupCtx(context.Background())
+	defer cancel()
+	started := time.Now()
+	set, err := s.readThresholds(ctx)
+	if err != nil {
+		s.log.Warn("inventory: low-stock thresholds not read; reading them one variant at a time", "error", err)
+		s.thr.loaded(nil, started)
+		return
+	}
+	s.thr.loaded(set, started)
 }
 
 // SetLowStockThreshold sets a variant's low-stock threshold (0 turns the event off).
@@ -103,10 +195,15 @@ func (s *Service) LowStockThreshold(ctx context.Context, id uuid.UUID) (int64, e
 	return *v, nil
 }
 
-// threshold returns the cached threshold of id, reading PostgreSQL when it is stale.
+// threshold returns the threshold of id from the snapshot, or from a single read when
+// there is no fresh snapshot.
 func (s *Service) threshold(ctx context.Context, id uuid.UUID) (int64, error) {
 	now := time.Now()
-	if v, ok := s.thr.get(id, now); ok {
+	v, ok, refresh := s.thr.lookup(id, now)
+	if refresh {
+		go s.refreshThresholds()
+	}
+	if ok {
 		return v, nil
 	}
 	v, err := s.LowStockThreshold(ctx, id)

@@ -92,3 +92,90 @@ func TestLowStockOncePerCrossingUnderConcurrentReservations(t *testing.T) {
 		t.Fatalf("%d events after a second crossing, want 2", len(evs))
 	}
 }
+
+// TestLowStockThresholdsFromOneSnapshot: once the snapshot of thresholds is in, a
+// reservation reads no threshold of its own, so a threshold written behind the service's
+// back (another replica) is not seen until the next snapshot, which comes within the TTL;
+// one set through this replica shows at once.
+func TestLowStockThresholdsFromOneSnapshot(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(Options{})
+	setTTL := func(d time.Duration) {
+		s.thr.mu.Lock()
+		defer s.thr.mu.Unlock()
+		s.thr.ttl = d
+	}
+	setTTL(600 * time.Millisecond)
+	ctx := context.Background()
+	ids := e.variants(3, 100)
+	first, behind, own := ids[0], ids[1], ids[2]
+	setBehind := func(id uuid.UUID, v int64) {
+		t.Helper()
+		if _, err := e.pool.Exec(ctx, `UPDATE inventory SET low_stock_threshold = $2 WHERE variant_id = $1`, id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snapshot := func() (time.Time, int64) {
+		s.thr.mu.Lock()
+		defer s.thr.mu.Unlock()
+		return s.thr.setAt, s.thr.set[behind]
+	}
+	waitSnapshot := func(after time.Time) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for at, _ := snapshot(); !at.After(after); at, _ = snapshot() {
+			if time.Now().After(deadline) {
+				t.Fatal("no snapshot of the thresholds was read")
+			}
+			if _, err := s.threshold(ctx, first); err != nil { // a lookup starts the read when one is due
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	cross := func(id uuid.UUID, h string) {
+		t.Helper()
+		if err := s.Reserve(ctx, h, []Line{{VariantID: id, Quantity: 90}}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Release(ctx, h, []uuid.UUID{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No snapshot yet: the first reservation reads its threshold alone and starts one.
+	setBehind(first, 20)
+	cross(first, "first-1")
+	if n := len(lowStockEvents(t, e, first)); n != 1 {
+		t.Fatalf("%d events before any snapshot, want 1", n)
+	}
+	waitSnapshot(time.Time{})
+	// While the snapshot is fresh (the TTL made long), a threshold written behind the
+	// service's back is not seen: the reservation read no threshold of its own.
+	setTTL(time.Hour)
+	at, _ := snapshot()
+	setBehind(behind, 20)
+	cross(behind, "behind-1")
+	if n := len(lowStockEvents(t, e, behind)); n != 0 {
+		t.Fatalf("a threshold written after the snapshot was read on its own (%d events)", n)
+	}
+	// Set through this replica: seen at once.
+	if err := s.SetLowStockThreshold(ctx, own, 20); err != nil {
+		t.Fatal(err)
+	}
+	cross(own, "own-1")
+	if n := len(lowStockEvents(t, e, own)); n != 1 {
+		t.Fatalf("%d events for a threshold set through this replica, want 1", n)
+	}
+	// Once half the TTL has passed, the next lookup reads a new snapshot, which carries
+	// the threshold written behind.
+	setTTL(600 * time.Millisecond)
+	waitSnapshot(at)
+	if _, v := snapshot(); v != 20 {
+		t.Fatalf("the next snapshot has threshold %d for the variant, want 20", v)
+	}
+	cross(behind, "behind-2")
+	evs := lowStockEvents(t, e, behind)
+	if len(evs) != 1 || evs[0].Threshold != 20 || evs[0].Available != 10 {
+		t.Fatalf("after the next snapshot: %+v, want one event at 10 available, threshold 20", evs)
+	}
+}
