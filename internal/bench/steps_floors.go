@@ -6,8 +6,8 @@ import (
 )
 
 // floors measures the cheapest requests (see floors.go) and two reads of a cart, an empty
-// one and one of the churn's size, so that the report can say how far each scenario is
-// from what its round trips cost on this machine.
+// one and one of the most lines a churn cart holds, so that the report can say how far
+// each scenario is from what its round trips cost on this machine.
 func (r *runner) floors(ctx context.Context) error {
 	if err := r.needs("GET "+FloorRedisPath, "GET "+FloorCommitPath, "POST /v1/sessions", "GET /v1/cart", "POST /v1/cart/items"); err != nil {
 		return err
