@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,13 +25,7 @@ import (
 // limit of this machine with this generator.
 func Healthz(ctx context.Context, c *Client, l Load) (Result, error) {
 	l.Name = "baseline: GET /healthz"
-	return Drive(ctx, l, func(ctx context.Context, _ int, _ int64) (int, error) {
-		r, err := c.Do(ctx, http.MethodGet, "/healthz", nil)
-		if err != nil {
-			return 0, err
-		}
-		return r.Status, r.Expect(http.StatusOK)
-	})
+	return Drive(ctx, l, getOK(c, "/healthz"))
 }
 
 // PGReserve measures the reservation a shop without Redis would do: one conditional UPDATE

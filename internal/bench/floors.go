@@ -95,8 +95,9 @@ func countCalls(a *app.App, c *callCounter) {
 
 // perOp counts the operations of op and the service's Redis round trips while they run.
 type perOp struct {
-	calls      *callCounter
-	ops, start int64
+	calls *callCounter
+	start int64
+	ops   atomic.Int64
 }
 
 func (r *runner) countPerOp() *perOp {
@@ -106,7 +107,7 @@ func (r *runner) countPerOp() *perOp {
 // wrap counts each call of op.
 func (p *perOp) wrap(op Op) Op {
 	return func(ctx context.Context, w int, i int64) (int, error) {
-		atomic.AddInt64(&p.ops, 1)
+		p.ops.Add(1)
 		return op(ctx, w, i)
 	}
 }
@@ -115,7 +116,7 @@ func (p *perOp) wrap(op Op) Op {
 // takes the operations counted by wrap.
 func (p *perOp) redisPerOp(ops int64) float64 {
 	if ops <= 0 {
-		ops = atomic.LoadInt64(&p.ops)
+		ops = p.ops.Load()
 	}
 	if ops == 0 {
 		return 0

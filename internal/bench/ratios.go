@@ -71,8 +71,8 @@ const (
 	journeyCommits  = 3
 )
 
-// clean reports whether res was measured without errors.
-func clean(res *Result) bool { return res != nil && res.Requests > 0 && res.Errors == 0 && res.RPS > 0 }
+// clean reports whether res was measured without errors (as a ratio needs it).
+func clean(res *Result) bool { return unusable("", res) == "" }
 
 // floorNotes sets each missed-or-met target beside what the same run's floors allow: the
 // machine time of a request that makes only its round trips. With th the time per

@@ -128,22 +128,25 @@ func metWord(m *bool) string {
 // newRatio compares scenario with baseline. The ratio is withheld (no value, a target
 // not met) when either side is missing, measured nothing or had any error: a figure with
 // errors is not a figure.
+// unusable says why x (named side) gives no figure: not measured, errors, or nothing
+// measured; "" when it is usable.
+func unusable(side string, x *Result) string {
+	switch {
+	case x == nil:
+		return side + " not measured"
+	case x.Errors > 0:
+		return fmt.Sprintf("%s had %d errors", side, x.Errors)
+	case x.Requests == 0 || x.RPS <= 0:
+		return side + " measured nothing"
+	}
+	return ""
+}
+
 func newRatio(name string, scenario, baseline *Result, target float64) Ratio {
 	r := Ratio{Name: name, Target: target}
-	why := func(side string, x *Result) string {
-		switch {
-		case x == nil:
-			return side + " not measured"
-		case x.Errors > 0:
-			return fmt.Sprintf("%s had %d errors", side, x.Errors)
-		case x.Requests == 0 || x.RPS <= 0:
-			return side + " measured nothing"
-		}
-		return ""
-	}
-	if w := why("scenario", scenario); w != "" {
+	if w := unusable("scenario", scenario); w != "" {
 		r.Withheld = w
-	} else if w := why("baseline", baseline); w != "" {
+	} else if w := unusable("baseline", baseline); w != "" {
 		r.Withheld = w
 	}
 	if scenario != nil {

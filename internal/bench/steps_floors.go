@@ -51,23 +51,23 @@ func (r *runner) floors(ctx context.Context) error {
 			return fmt.Errorf("filling the cart: POST /v1/cart/items answered %d", st)
 		}
 	}
-	calls := r.countPerOp()
-	res, err = Drive(ctx, r.timed("floor: GET /v1/cart, empty cart (session, limiter, one cart script)"),
-		calls.wrap(getOK(c, "/v1/cart", "X-Session-ID", empty)))
-	if err != nil {
+	readCart := func(name, note, sid string) (*Result, error) {
+		calls := r.countPerOp()
+		res, err := Drive(ctx, r.timed(name), calls.wrap(getOK(c, "/v1/cart", "X-Session-ID", sid)))
+		if err != nil {
+			return nil, err
+		}
+		res.Note = note
+		res.countedRedis(calls.redisPerOp(0))
+		return r.baseline(res), nil
+	}
+	if r.cartEmpty, err = readCart("floor: GET /v1/cart, empty cart (session, limiter, one cart script)",
+		"the cheapest cart request: every request of the churn does this much and more", empty); err != nil {
 		return err
 	}
-	res.Note = "the cheapest cart request: every request of the churn does this much and more"
-	res.countedRedis(calls.redisPerOp(0))
-	r.cartEmpty = r.baseline(res)
-	calls = r.countPerOp()
-	res, err = Drive(ctx, r.timed(fmt.Sprintf("GET /v1/cart, %d lines", churnMaxLines)),
-		calls.wrap(getOK(c, "/v1/cart", "X-Session-ID", full)))
-	if err != nil {
+	if r.cart20, err = readCart(fmt.Sprintf("GET /v1/cart, %d lines", churnMaxLines),
+		"one cart of the most lines a churn cart holds, read and priced", full); err != nil {
 		return err
 	}
-	res.Note = "one cart of the most lines a churn cart holds, read and priced"
-	res.countedRedis(calls.redisPerOp(0))
-	r.cart20 = r.baseline(res)
 	return nil
 }
